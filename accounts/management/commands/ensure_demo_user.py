@@ -1,0 +1,24 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from accounts.credits import credits_grant
+from accounts.models import User
+
+
+class Command(BaseCommand):
+    help = "Make sure the demo login (demo/demo) exists with its demo credits. Safe to run again."
+
+    def handle(self, *args, **options) -> None:
+        user, created = User.objects.get_or_create(username="demo", defaults={"email": "demo@example.com"})
+        if created:
+            user.set_password("demo")
+            user.save(update_fields=["password"])
+        # A fixed key: the demo credits are given once, however often `make run` starts.
+        credits_grant(
+            user=user,
+            amount_cents=settings.DEMO_CREDITS,
+            reason="Demo credits",
+            idempotency_key="demo:initial-credits",
+        )
+        user.refresh_from_db(fields=["balance_cents"])
+        self.stdout.write(f"demo user ready: log in as demo/demo ({user.balance_cents} credits)")

@@ -1,0 +1,102 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Generation(models.Model):
+    """One text-to-video request, from held credits to a stored video (or a refund)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        # Internal: a worker claimed it and is calling create upstream (shown as queued).
+        SUBMITTING = "submitting", "Submitting"
+        RUNNING = "running", "Running"
+        # Internal: a worker claimed the download of the result (shown as running).
+        FETCHING = "fetching", "Fetching"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    ACTIVE = (Status.QUEUED, Status.SUBMITTING, Status.RUNNING, Status.FETCHING)
+    FINISHED = (Status.SUCCEEDED, Status.FAILED)
+    PUBLIC_STATUS = {
+        Status.QUEUED: "queued",
+        Status.SUBMITTING: "queued",
+        Status.RUNNING: "running",
+        Status.FETCHING: "running",
+        Status.SUCCEEDED: "succeeded",
+        Status.FAILED: "failed",
+    }
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generations")
+    prompt = models.TextField(max_length=2000)
+    mode = models.CharField(max_length=8)
+    duration = models.PositiveSmallIntegerField()
+    aspect_ratio = models.CharField(max_length=8)
+    # The price as quoted when the credits were held; later price changes never touch it.
+    cost_cents = models.PositiveIntegerField()
+    cents_per_second = models.PositiveIntegerField()
+
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
+    upstream_job_id = models.CharField(max_length=128, blank=True, db_index=True)
+    upstream_status = models.SmallIntegerField(null=True, blank=True)
+    upstream_amount = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    result_url = models.URLField(max_length=2000, blank=True)
+    error = models.CharField(max_length=500, blank=True, help_text="Shown to the user.")
+    error_detail = models.TextField(blank=True, help_text="For operators only.")
+    failure_class = models.CharField(max_length=40, blank=True)
+
+    video = models.FileField(upload_to="videos/%Y/%m/", blank=True)
+    video_bytes = models.PositiveBigIntegerField(null=True, blank=True)
+    poster = models.FileField(upload_to="posters/%Y/%m/", blank=True)
+
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    poll_count = models.PositiveIntegerField(default=0)
+    fetch_attempts = models.PositiveSmallIntegerField(default=0)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField()
+
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    shared = models.BooleanField(default=False)
+    share_slug = models.SlugField(max_length=16, unique=True, null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="gen_user_newest"),
+            models.Index(fields=["status", "next_poll_at"], name="gen_status_next_poll"),
+            models.Index(
+                fields=["-finished_at"], condition=Q(shared=True, status="succeeded"), name="gen_explore"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="gen_unique_idempotency_key_per_user",
+            ),
+            models.CheckConstraint(condition=Q(duration__gte=4, duration__lte=15), name="gen_duration_4_15"),
+            models.CheckConstraint(condition=Q(mode__in=["std", "fast"]), name="gen_mode_known"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.id} ({self.status})"
+
+    @property
+    def public_status(self) -> str:
+        return self.PUBLIC_STATUS[self.status]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    @property
+    def ledger_reference(self) -> str:
+        return f"generation:{self.id}"

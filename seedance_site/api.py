@@ -1,0 +1,74 @@
+"""Plumbing shared by every JSON API view: the contract's error shape, Bearer auth, JSON bodies."""
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from accounts.services import api_token_authenticate
+
+View = Callable[..., HttpResponse]
+
+
+def api_error(
+    code: str, message: str, *, status: int, fields: dict[str, list[str]] | None = None
+) -> JsonResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    response = JsonResponse({"error": error}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="api"'
+    return response
+
+
+def form_error(form: Any) -> JsonResponse:
+    fields = {name: [str(m) for m in messages] for name, messages in form.errors.items()}
+    first = next(iter(fields.values()))[0] if fields else "The request is not valid."
+    return api_error("invalid_request", first, status=400, fields=fields)
+
+
+def bearer_user(request: HttpRequest):
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return api_token_authenticate(token.strip())
+
+
+def api_view(*, methods: tuple[str, ...], auth: bool = True) -> Callable[[View], View]:
+    """CSRF-exempt (Bearer tokens are not ambient credentials), method-checked, authenticated."""
+
+    def decorate(view: View) -> View:
+        @csrf_exempt
+        @functools.wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = api_error("method_not_allowed", f"Use {' or '.join(methods)} here.", status=405)
+                response["Allow"] = ", ".join(methods)
+                return response
+            if auth:
+                user = bearer_user(request)
+                if user is None:
+                    return api_error(
+                        "unauthorized",
+                        "Send a valid API token as 'Authorization: Bearer <token>'.",
+                        status=401,
+                    )
+                request.user = user
+            if request.method == "POST":
+                try:
+                    body = json.loads(request.body or b"{}")
+                except (ValueError, UnicodeDecodeError):
+                    return api_error("invalid_request", "The body must be valid JSON.", status=400)
+                if not isinstance(body, dict):
+                    return api_error("invalid_request", "The body must be a JSON object.", status=400)
+                request.json = body
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,119 @@
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import django_rq
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+
+from accounts.credits import credits_grant
+from accounts.models import User
+from accounts.services import api_token_create
+from seedance_site import embedded_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server() -> Iterator[None]:
+    process = embedded_redis.start() if os.environ.get("SEEDANCE_TEST_EMBEDDED_REDIS") else None
+    yield
+    embedded_redis.stop(process)
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(redis_server: None) -> None:
+    # Rate-limit counters and queued jobs from one test must not leak into the next.
+    django_rq.get_connection("default").flushdb()
+    cache.clear()
+
+
+def make_user(username: str, credits: int = 0, **extra) -> User:
+    user = User.objects.create_user(
+        username=username, email=f"{username}@example.com", password="pw-" + username * 2, **extra
+    )
+    if credits:
+        credits_grant(user=user, amount_cents=credits, reason="test credits")
+        user.refresh_from_db()
+    return user
+
+
+@pytest.fixture
+def alice(db) -> User:
+    return make_user("alice", 10_000)
+
+
+@pytest.fixture
+def bob(db) -> User:
+    return make_user("bob", 10_000)
+
+
+@pytest.fixture
+def carol(db) -> User:
+    return make_user("carol", 0)
+
+
+class ApiClient:
+    """The Django test client with a Bearer token and JSON bodies."""
+
+    def __init__(self, token: str | None) -> None:
+        self.client = Client()
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def get(self, path: str, **kwargs):
+        return self.client.get(path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
+
+    def post(self, path: str, data: object = None, **kwargs):
+        import json
+
+        return self.client.post(
+            path,
+            data=json.dumps(data if data is not None else {}),
+            content_type="application/json",
+            headers={**self.headers, **kwargs.pop("headers", {})},
+            **kwargs,
+        )
+
+
+def api_for(user: User) -> ApiClient:
+    _, token = api_token_create(user=user, name="tests")
+    return ApiClient(token)
+
+
+@pytest.fixture
+def alice_api(alice: User) -> ApiClient:
+    return api_for(alice)
+
+
+@pytest.fixture
+def bob_api(bob: User) -> ApiClient:
+    return api_for(bob)
+
+
+def test_database_url() -> str:
+    """A DATABASE_URL naming the test database, for subprocesses (commands, workers)."""
+    s = connection.settings_dict
+    if s["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{s['NAME']}"
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+    return f"postgres://{auth}@{s['HOST'] or 'localhost'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+test_database_url.__test__ = False  # type: ignore[attr-defined]
+
+
+def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run manage.py for real, against the test database, and return what it printed."""
+    full_env = {**os.environ, "DATABASE_URL": test_database_url(), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,62 @@
+import pytest
+
+from accounts.services import api_token_create, api_token_revoke
+from tests.conftest import ApiClient
+
+pytestmark = pytest.mark.django_db
+
+
+def assert_401(response):
+    assert response.status_code == 401
+    body = response.json()
+    assert body["error"]["code"] == "unauthorized"
+    assert body["error"]["message"]
+    assert "fields" not in body["error"]
+
+
+def test_missing_token_is_401():
+    assert_401(ApiClient(None).get("/api/v1/account"))
+
+
+def test_wrong_token_is_401(alice):
+    assert_401(ApiClient("sds_not-a-real-token").get("/api/v1/account"))
+    assert_401(ApiClient("garbage").get("/api/v1/account"))
+
+
+def test_revoked_token_is_401(alice):
+    token, plaintext = api_token_create(user=alice, name="old")
+    assert ApiClient(plaintext).get("/api/v1/account").status_code == 200
+    api_token_revoke(token=token)
+    assert_401(ApiClient(plaintext).get("/api/v1/account"))
+
+
+def test_inactive_users_token_is_401(alice):
+    _, plaintext = api_token_create(user=alice, name="t")
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+    assert_401(ApiClient(plaintext).get("/api/v1/account"))
+
+
+def test_account_shows_username_and_balance(alice_api):
+    response = alice_api.get("/api/v1/account")
+    assert response.status_code == 200
+    assert response.json() == {"username": "alice", "balance_cents": 10_000}
+
+
+def test_wrong_method_gets_the_error_shape(alice_api):
+    response = alice_api.post("/api/v1/account", {})
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_pricing_needs_no_auth_and_matches_the_contract():
+    response = ApiClient(None).get("/api/v1/pricing")
+    assert response.status_code == 200
+    assert response.json() == {
+        "currency": "usd",
+        "cents_per_second": {"std": 24, "fast": 20},
+        "duration": {"min": 4, "max": 15, "default": 5},
+        "aspect_ratios": ["21:9", "16:9", "9:16", "4:3", "1:1", "3:4"],
+        "default_aspect_ratio": "16:9",
+        "default_mode": "std",
+    }

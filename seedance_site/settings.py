@@ -106,6 +106,7 @@ EMBEDDED_REDIS = not env_str("REDIS_URL")
 
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
 RQ_SHOW_ADMIN_LINK = True
+RQ = {"WORKER_CLASS": env_str("RQ_WORKER_CLASS", "generations.worker.Worker")}
 
 CACHES = {
     "default": {
@@ -191,6 +192,9 @@ SHORTAPI_CONNECT_TIMEOUT = env_float("SHORTAPI_CONNECT_TIMEOUT", 5.0, minimum=0.
 SHORTAPI_READ_TIMEOUT = env_float("SHORTAPI_READ_TIMEOUT", 30.0, minimum=0.1)
 
 GENERATION_DEADLINE_SECONDS = env_int("GENERATION_DEADLINE_SECONDS", 30 * 60, minimum=1)
+# The callback normally brings the result; the first poll is a safety net, timed near the
+# typical upstream time, and later polls grow from the initial interval to the cap.
+GENERATION_FIRST_POLL_SECONDS = env_float("GENERATION_FIRST_POLL_SECONDS", 60.0, minimum=0.01)
 GENERATION_POLL_INITIAL_SECONDS = env_float("GENERATION_POLL_INITIAL_SECONDS", 5.0, minimum=0.01)
 GENERATION_POLL_MAX_SECONDS = env_float("GENERATION_POLL_MAX_SECONDS", 30.0, minimum=0.01)
 GENERATION_SUBMIT_ATTEMPTS = env_int("GENERATION_SUBMIT_ATTEMPTS", 5, minimum=1)

@@ -14,7 +14,7 @@ if not os.environ.get("REDIS_URL"):
     os.environ["REDIS_URL"] = embedded_redis.url() + "?db=1"
     os.environ["SEEDANCE_TEST_EMBEDDED_REDIS"] = "1"
 
-from seedance_site.settings import *  # noqa: E402, F403
+from seedance_site.settings import *  # noqa: F403
 
 # Hashing passwords at full strength makes the suite slow and proves nothing here.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -22,3 +22,4 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+LOGGING = {**LOGGING, "loggers": {**LOGGING["loggers"], "rq": {"level": "WARNING"}}}  # noqa: F405

@@ -5,11 +5,14 @@ from django.views.generic import TemplateView
 
 from accounts import api as accounts_api
 from generations import api as generations_api
+from generations import media, webhooks
 from seedance_site import views
 
 api_v1 = [
     path("pricing", generations_api.pricing, name="api_pricing"),
     path("account", accounts_api.account, name="api_account"),
+    path("generations", generations_api.generations, name="api_generations"),
+    path("generations/<str:generation_id>", generations_api.generation_detail, name="api_generation"),
 ]
 
 urlpatterns = [
@@ -17,6 +20,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("api/v1/", include(api_v1)),
     path("healthz", views.healthz, name="healthz"),
+    path("webhooks/shortapi/<str:token>/", webhooks.shortapi_callback, name="shortapi_callback"),
+    path("videos/<str:token>.mp4", media.video_file, name="video_file"),
     path("admin/django-rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -117,3 +117,66 @@ def manage(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -
         text=True,
         timeout=timeout,
     )
+
+
+# --- The pipeline: the simulator over real HTTP, a real RQ worker on real Redis ---------------
+
+SIM_KEY = "test-shortapi-key"
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    from generations.simulator import Simulator
+
+    sim = Simulator(
+        api_key=SIM_KEY,
+        job_seconds=0.4,
+        cache_dir=ROOT / "var" / "simulator-test-cache",
+        create_delay=3.0,
+        query_delay=3.0,
+        big_bytes=3 * 1024 * 1024,
+    ).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def pipeline(simulator, live_server, settings, tmp_path):
+    """Settings that point the portal at the simulator, callbacks at the live server."""
+    simulator.reset()
+    settings.SHORTAPI_BASE_URL = simulator.url
+    settings.SHORTAPI_KEY = SIM_KEY
+    settings.SITE_URL = live_server.url
+    settings.SHORTAPI_READ_TIMEOUT = 1.5
+    settings.GENERATION_FIRST_POLL_SECONDS = 0.2
+    settings.GENERATION_POLL_INITIAL_SECONDS = 0.2
+    settings.GENERATION_POLL_MAX_SECONDS = 0.5
+    settings.VIDEO_MAX_BYTES = 2 * 1024 * 1024
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return simulator
+
+
+def run_jobs(until=None, *, timeout: float = 20.0) -> None:
+    """Run a real RQ worker (burst mode, in this thread) until `until()` holds or the queues
+    stay empty; due scheduled jobs are moved to the queue as RQ's scheduler would."""
+    import time
+
+    from rq import SimpleWorker
+    from rq.registry import ScheduledJobRegistry
+    from rq.scheduler import RQScheduler
+
+    connection = django_rq.get_connection("default")
+    queue = django_rq.get_queue("default")
+    scheduler = RQScheduler([queue], connection=connection)
+    scheduler._scheduled_job_registries = [ScheduledJobRegistry(queue=queue)]
+    deadline = time.monotonic() + timeout
+    while True:
+        scheduler.enqueue_scheduled_jobs()
+        SimpleWorker([queue], connection=connection).work(burst=True, with_scheduler=False)
+        if until is not None and until():
+            return
+        if until is None and not len(queue) and not queue.scheduled_job_registry.count:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("the jobs did not get there in time")
+        time.sleep(0.05)

@@ -1,0 +1,261 @@
+"""RQ entry points. Each does one short step and schedules the next; none waits on the
+outside world, so one worker carries any number of generations in flight. Each is safe to
+run twice: it starts from a claim, and a lost claim means someone else did the work."""
+
+import logging
+import os
+import subprocess
+import tempfile
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from generations import shortapi
+from generations.downloads import DownloadError, download_to_tempfile
+from generations.models import Generation
+from generations.services import (
+    callback_url,
+    enqueue,
+    generation_claim_fetch,
+    generation_claim_submit,
+    generation_fail,
+    generation_mark_running,
+    generation_note_unknown_outcome,
+    generation_record_poll,
+    generation_release_submit,
+    generation_succeed,
+)
+
+logger = logging.getLogger(__name__)
+Status = Generation.Status
+
+# What the user reads when something goes wrong; operators get the detail.
+USER_ERRORS = {
+    "create_rejected": "The video service turned this request down.",
+    "create_failed": "The video service could not be reached, so the video was not started.",
+    "unknown_outcome": "The video service did not confirm the request in time.",
+    "upstream_failed": "The video service could not make this video.",
+    "deadline": "The video took too long to make, so it was cancelled.",
+    "download_failed": "The finished video could not be copied to your gallery.",
+}
+
+
+def _fail(generation_id: str, failure_class: str, detail: str, upstream_error: str | None = None) -> bool:
+    error = USER_ERRORS[failure_class]
+    if upstream_error:
+        error = f"{error} It said: {upstream_error}"
+    return generation_fail(
+        generation_id=generation_id,
+        error=error + " Your credits have been returned.",
+        detail=detail,
+        failure_class=failure_class,
+    )
+
+
+def _backoff(attempt: int) -> float:
+    return min(settings.GENERATION_POLL_INITIAL_SECONDS * (2 ** max(attempt - 1, 0)), 300.0)
+
+
+def submit(generation_id: str) -> None:
+    if not generation_claim_submit(generation_id=generation_id):
+        return
+    generation = Generation.objects.get(pk=generation_id)
+    try:
+        job = shortapi.create_job(
+            prompt=generation.prompt,
+            mode=generation.mode,
+            duration=generation.duration,
+            aspect_ratio=generation.aspect_ratio,
+            callback_url=callback_url(generation.pk),
+        )
+    except shortapi.RetryLater as exc:
+        if generation.submit_attempts >= settings.GENERATION_SUBMIT_ATTEMPTS:
+            _fail(
+                generation_id,
+                "create_failed",
+                f"create failed {generation.submit_attempts} times; last: {exc}",
+            )
+        elif generation_release_submit(generation_id=generation_id, detail=f"create attempt failed: {exc}"):
+            enqueue("generations.jobs.submit", generation_id, delay=_backoff(generation.submit_attempts))
+        return
+    except shortapi.GiveUp as exc:
+        _fail(generation_id, "create_rejected", str(exc))
+        return
+    except shortapi.UnknownOutcome as exc:
+        # Never create again blindly: the callback (carrying the job id) resumes it, or the
+        # sweeper fails and refunds it once the grace period has passed.
+        generation_note_unknown_outcome(generation_id=generation_id, detail=f"unknown outcome: {exc}")
+        return
+    if generation_mark_running(
+        generation_id=generation_id,
+        job_id=job.job_id,
+        amount=job.amount,
+        first_poll_in=settings.GENERATION_FIRST_POLL_SECONDS,
+    ):
+        enqueue("generations.jobs.poll", generation_id, delay=settings.GENERATION_FIRST_POLL_SECONDS)
+    else:
+        logger.error(
+            "generation %s: upstream job %s created but the row had moved on", generation_id, job.job_id
+        )
+
+
+def poll(generation_id: str) -> None:
+    generation = Generation.objects.filter(pk=generation_id, status=Status.RUNNING).first()
+    if generation is None:
+        return
+    if timezone.now() >= generation.deadline_at:
+        _fail(generation_id, "deadline", f"no result after {generation.poll_count} polls")
+        return
+    try:
+        state = shortapi.query_job(generation.upstream_job_id)
+    except shortapi.ShortApiError as exc:
+        logger.warning("generation %s: query failed, will poll again: %s", generation_id, exc)
+        state = None
+    if state is not None and state.succeeded:
+        if generation_claim_fetch(generation_id=generation_id, result_url=state.video_url, upstream_status=2):
+            enqueue("generations.jobs.fetch", generation_id)
+        return
+    if state is not None and state.failed:
+        _fail(generation_id, "upstream_failed", f"upstream status 3: {state.raw}", state.error)
+        return
+    if state is not None and state.status not in shortapi.IN_PROGRESS:
+        logger.warning(
+            "generation %s: undocumented upstream status %r: %s", generation_id, state.status, state.raw
+        )
+    delay = generation_record_poll(
+        generation_id=generation_id,
+        seen_poll_count=generation.poll_count,
+        upstream_status=state.status if state else generation.upstream_status,
+    )
+    if delay is not None:
+        remaining = (generation.deadline_at - timezone.now()).total_seconds()
+        enqueue("generations.jobs.poll", generation_id, delay=max(0.0, min(delay, remaining + 0.5)))
+
+
+def fetch(generation_id: str) -> None:
+    generation = Generation.objects.filter(pk=generation_id, status=Status.FETCHING).first()
+    if generation is None:
+        return
+    Generation.objects.filter(pk=generation_id).update(fetch_attempts=generation.fetch_attempts + 1)
+    attempt = generation.fetch_attempts + 1
+    try:
+        tmp, size = download_to_tempfile(generation.result_url, max_bytes=settings.VIDEO_MAX_BYTES)
+        with tmp:
+            name = default_storage.save(
+                f"videos/{generation.created_at:%Y/%m}/{generation.pk}.mp4", File(tmp)
+            )
+    except DownloadError as exc:
+        if exc.retryable and attempt < settings.GENERATION_FETCH_ATTEMPTS:
+            enqueue("generations.jobs.fetch", generation_id, delay=_backoff(attempt))
+        else:
+            _fail(
+                generation_id, "download_failed", f"attempt {attempt}: {exc} ({generation.result_url[:300]})"
+            )
+        return
+    except OSError as exc:  # the storage could not be written
+        if attempt < settings.GENERATION_FETCH_ATTEMPTS:
+            enqueue("generations.jobs.fetch", generation_id, delay=_backoff(attempt))
+        else:
+            _fail(generation_id, "download_failed", f"storage write failed: {exc}")
+        return
+    if generation_succeed(generation_id=generation_id, video_name=name, video_bytes=size):
+        logger.info("generation %s succeeded: %s bytes stored as %s", generation_id, size, name)
+        enqueue("generations.jobs.make_poster", generation_id)
+    else:
+        default_storage.delete(name)  # a twin fetch won the claim
+
+
+def make_poster(generation_id: str) -> None:
+    """The first frame as a JPEG for the gallery; never holds up the video itself."""
+    generation = Generation.objects.filter(pk=generation_id, status=Status.SUCCEEDED).first()
+    if generation is None or generation.poster or not generation.video:
+        return
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory() as workdir:
+        source = os.path.join(workdir, "video.mp4")
+        with default_storage.open(generation.video.name, "rb") as stored, open(source, "wb") as out:
+            for chunk in iter(lambda: stored.read(1024 * 1024), b""):
+                out.write(chunk)
+        poster_path = os.path.join(workdir, "poster.jpg")
+        subprocess.run(
+            [
+                imageio_ffmpeg.get_ffmpeg_exe(),
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                source,
+                "-frames:v",
+                "1",
+                "-q:v",
+                "4",
+                poster_path,
+            ],
+            check=True,
+            timeout=60,
+            capture_output=True,
+        )
+        with open(poster_path, "rb") as poster:
+            name = default_storage.save(
+                f"posters/{generation.created_at:%Y/%m}/{generation.pk}.jpg", ContentFile(poster.read())
+            )
+    Generation.objects.filter(pk=generation_id, poster="").update(poster=name)
+
+
+# --- The sweeper ---------------------------------------------------------------------------
+
+SUBMIT_STALE = timedelta(minutes=2)
+UNKNOWN_OUTCOME_GRACE = timedelta(minutes=10)
+POLL_LATE = timedelta(minutes=2)
+FETCH_STALE = timedelta(minutes=10)
+
+
+def reconcile() -> list[str]:
+    """Resume or settle every generation that its jobs have lost. Returns one line for each."""
+    now = timezone.now()
+    lines: list[str] = []
+    active = Generation.objects.filter(status__in=Generation.ACTIVE).only(
+        "id", "status", "deadline_at", "updated_at", "next_poll_at", "upstream_job_id"
+    )
+    for generation in active.iterator():
+        gid = str(generation.pk)
+        past_deadline = now >= generation.deadline_at
+        if generation.status == Status.QUEUED:
+            if past_deadline:
+                if _fail(gid, "create_failed", "never submitted before the deadline"):
+                    lines.append(f"{gid} failed: never submitted before its deadline (refunded)")
+            elif now - generation.updated_at > SUBMIT_STALE:
+                enqueue("generations.jobs.submit", gid)
+                lines.append(f"{gid} resumed: submit queued again")
+        elif generation.status == Status.SUBMITTING:
+            if past_deadline or now - generation.updated_at > UNKNOWN_OUTCOME_GRACE:
+                if _fail(gid, "unknown_outcome", "create never confirmed and no callback came"):
+                    lines.append(f"{gid} failed: create never confirmed (refunded)")
+        elif generation.status == Status.RUNNING:
+            late = generation.next_poll_at is None or now - generation.next_poll_at > POLL_LATE
+            if past_deadline or late:
+                enqueue("generations.jobs.poll", gid)
+                lines.append(f"{gid} resumed: poll queued" + (" (past deadline)" if past_deadline else ""))
+        elif generation.status == Status.FETCHING:
+            if now - generation.updated_at > FETCH_STALE:
+                if past_deadline:
+                    if _fail(gid, "download_failed", "download never finished before the deadline"):
+                        lines.append(f"{gid} failed: download never finished (refunded)")
+                else:
+                    enqueue("generations.jobs.fetch", gid)
+                    lines.append(f"{gid} resumed: fetch queued again")
+    return lines
+
+
+def sweep() -> None:
+    """The scheduled sweeper: reconcile, then book the next run (see generations.worker)."""
+    from generations.worker import schedule_sweeper
+
+    for line in reconcile():
+        logger.info("sweeper: %s", line)
+    schedule_sweeper()

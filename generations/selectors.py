@@ -1,0 +1,82 @@
+"""Reads: what a user may see, and how a generation looks from outside."""
+
+import base64
+import binascii
+import uuid
+from datetime import datetime
+
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.http import Http404, HttpRequest
+from django.urls import reverse
+
+from accounts.models import User
+from generations.models import Generation
+
+PUBLIC_STATUSES = {
+    "queued": (Generation.Status.QUEUED, Generation.Status.SUBMITTING),
+    "running": (Generation.Status.RUNNING, Generation.Status.FETCHING),
+    "succeeded": (Generation.Status.SUCCEEDED,),
+    "failed": (Generation.Status.FAILED,),
+}
+
+
+def generation_for_user(*, user: User, generation_id: object) -> Generation:
+    """The user's own generation, or 404: another user's is indistinguishable from none."""
+    try:
+        return Generation.objects.get(pk=generation_id, user=user)
+    except (Generation.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise Http404("No such generation.") from None
+
+
+def generations_for_user(*, user: User, status: str | None = None) -> QuerySet[Generation]:
+    queryset = Generation.objects.filter(user=user).order_by("-created_at", "-id")
+    if status:
+        queryset = queryset.filter(status__in=PUBLIC_STATUSES[status])
+    return queryset
+
+
+def encode_cursor(generation: Generation) -> str:
+    raw = f"{generation.created_at.isoformat()}|{generation.pk}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def apply_cursor(queryset: QuerySet[Generation], cursor: str) -> QuerySet[Generation]:
+    """Keyset pagination (newest first); raises ValueError for a cursor we did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_raw, _, pk = raw.partition("|")
+        created_at = datetime.fromisoformat(created_raw)
+        pk_value = uuid.UUID(pk)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ValueError("The cursor is not valid; use the `next` URL as given.") from None
+    return queryset.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk_value))
+
+
+def video_url(request: HttpRequest | None, generation: Generation) -> str | None:
+    if generation.status != Generation.Status.SUCCEEDED or not generation.video:
+        return None
+    from generations.services import video_token
+
+    path = reverse("video_file", args=[video_token(generation.pk)])
+    if request is not None:
+        return request.build_absolute_uri(path)
+    from django.conf import settings
+
+    return settings.SITE_URL + path
+
+
+def generation_json(generation: Generation, request: HttpRequest | None) -> dict:
+    return {
+        "id": str(generation.pk),
+        "status": generation.public_status,
+        "prompt": generation.prompt,
+        "mode": generation.mode,
+        "duration": generation.duration,
+        "aspect_ratio": generation.aspect_ratio,
+        "cost_cents": generation.cost_cents,
+        "video_url": video_url(request, generation),
+        "error": generation.error or None if generation.status == Generation.Status.FAILED else None,
+        "created_at": generation.created_at.isoformat(),
+        "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,
+    }

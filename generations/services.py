@@ -1,0 +1,277 @@
+"""Every write that changes a generation's status or money goes through here.
+
+Status changes are claims: `filter(pk=..., status=OLD).update(status=NEW)`, acted on only
+when exactly one row changed. That is what makes every job safe to run twice, and what
+lets a callback, a scheduled poll, the sweeper and an operator race without harm.
+"""
+
+import logging
+import secrets
+from datetime import timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts.credits import InsufficientCredits, credits_charge, credits_refund
+from accounts.models import User
+from generations import shortapi
+from generations.models import Generation
+from generations.pricing import quote
+
+logger = logging.getLogger(__name__)
+Status = Generation.Status
+
+CALLBACK_SALT = "generations.shortapi-callback"
+VIDEO_SALT = "generations.video-url"
+
+
+class UpstreamUnconfigured(Exception):
+    message = "Video generation is not configured on this server yet (no ShortAPI key). Try again later."
+
+
+class TooManyActive(Exception):
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"You already have {limit} videos in progress, the most at once. Wait for one to finish."
+        )
+
+
+__all__ = ["InsufficientCredits", "TooManyActive", "UpstreamUnconfigured"]
+
+
+def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: str | None = None) -> None:
+    import django_rq
+
+    queue = django_rq.get_queue("default")
+    kwargs = {"job_id": job_id} if job_id else {}
+    if delay and delay > 0:
+        queue.enqueue_in(timedelta(seconds=delay), func_path, *args, **kwargs)
+    else:
+        queue.enqueue(func_path, *args, **kwargs)
+
+
+def enqueue_on_commit(func_path: str, *args: object, delay: float | None = None) -> None:
+    # Only after commit: a worker must never pick up an id whose row it cannot see yet.
+    transaction.on_commit(lambda: enqueue(func_path, *args, delay=delay))
+
+
+def generation_create(
+    *,
+    user: User,
+    prompt: str,
+    mode: str,
+    duration: int,
+    aspect_ratio: str,
+    idempotency_key: str | None = None,
+) -> tuple[Generation, bool]:
+    """Hold the credits and queue the generation; return it and whether it is new.
+
+    Raises UpstreamUnconfigured, TooManyActive or InsufficientCredits, leaving nothing behind.
+    """
+    if idempotency_key:
+        existing = Generation.objects.filter(user=user, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    if not shortapi.is_configured():
+        raise UpstreamUnconfigured()
+    price = quote(mode, duration)
+    with transaction.atomic():
+        # The user's row lock serialises one user's submissions, so the active count and an
+        # idempotency key cannot both be read as free by two requests at once.
+        User.objects.select_for_update().filter(pk=user.pk).values_list("pk").get()
+        if idempotency_key:
+            existing = Generation.objects.filter(user=user, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return existing, False
+        active = Generation.objects.filter(user=user, status__in=Generation.ACTIVE).count()
+        if active >= settings.MAX_ACTIVE_GENERATIONS_PER_USER:
+            raise TooManyActive(settings.MAX_ACTIVE_GENERATIONS_PER_USER)
+        generation = Generation.objects.create(
+            user=user,
+            prompt=prompt,
+            mode=mode,
+            duration=duration,
+            aspect_ratio=aspect_ratio,
+            cost_cents=price.cost_cents,
+            cents_per_second=price.cents_per_second,
+            idempotency_key=idempotency_key or None,
+            deadline_at=timezone.now() + timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS),
+        )
+        credits_charge(
+            user_id=user.pk,
+            amount_cents=price.cost_cents,
+            description=f"{duration} s {mode} video",
+            idempotency_key=f"{generation.ledger_reference}:charge",
+            reference=generation.ledger_reference,
+        )
+        enqueue_on_commit("generations.jobs.submit", str(generation.pk))
+    logger.info("generation %s created for %s: %s cents", generation.pk, user.username, price.cost_cents)
+    return generation, True
+
+
+def generation_fail(
+    *,
+    generation_id: object,
+    error: str,
+    detail: str = "",
+    failure_class: str,
+    from_statuses: tuple[str, ...] = Generation.ACTIVE,
+) -> bool:
+    """Fail an unfinished generation and refund its credits, exactly once. True if we did it."""
+    with transaction.atomic():
+        claimed = Generation.objects.filter(pk=generation_id, status__in=from_statuses).update(
+            status=Status.FAILED,
+            error=error[:500],
+            error_detail=detail,
+            failure_class=failure_class,
+            finished_at=timezone.now(),
+            next_poll_at=None,
+            updated_at=timezone.now(),
+        )
+        if not claimed:
+            return False
+        generation = Generation.objects.only("user_id", "cost_cents").get(pk=generation_id)
+        credits_refund(
+            user_id=generation.user_id,
+            amount_cents=generation.cost_cents,
+            description="Refund: the video could not be made",
+            idempotency_key=f"generation:{generation_id}:refund",
+            reference=f"generation:{generation_id}",
+        )
+    logger.warning("generation %s failed (%s): %s %s", generation_id, failure_class, error, detail)
+    return True
+
+
+def generation_claim_submit(*, generation_id: object) -> bool:
+    return bool(
+        Generation.objects.filter(pk=generation_id, status=Status.QUEUED).update(
+            status=Status.SUBMITTING, submit_attempts=F("submit_attempts") + 1, updated_at=timezone.now()
+        )
+    )
+
+
+def generation_release_submit(*, generation_id: object, detail: str) -> bool:
+    """Give a failed create attempt back to the queue, to be tried again."""
+    return bool(
+        Generation.objects.filter(pk=generation_id, status=Status.SUBMITTING, upstream_job_id="").update(
+            status=Status.QUEUED, error_detail=detail, updated_at=timezone.now()
+        )
+    )
+
+
+def generation_mark_running(
+    *, generation_id: object, job_id: str, amount: Decimal | None = None, first_poll_in: float
+) -> bool:
+    """Record the upstream job; only a generation that has no job yet can take one."""
+    now = timezone.now()
+    fields = {
+        "status": Status.RUNNING,
+        "upstream_job_id": job_id,
+        "submitted_at": now,
+        "next_poll_at": now + timedelta(seconds=first_poll_in),
+        "updated_at": now,
+    }
+    if amount is not None:
+        fields["upstream_amount"] = amount
+    return bool(
+        Generation.objects.filter(
+            pk=generation_id, status__in=(Status.QUEUED, Status.SUBMITTING), upstream_job_id=""
+        ).update(**fields)
+    )
+
+
+def generation_note_unknown_outcome(*, generation_id: object, detail: str) -> None:
+    Generation.objects.filter(pk=generation_id, status=Status.SUBMITTING).update(
+        error_detail=detail, updated_at=timezone.now()
+    )
+
+
+def poll_interval(poll_count: int) -> float:
+    base = settings.GENERATION_POLL_INITIAL_SECONDS
+    return min(base * (2 ** min(poll_count, 20)), settings.GENERATION_POLL_MAX_SECONDS)
+
+
+def generation_record_poll(
+    *, generation_id: object, seen_poll_count: int, upstream_status: int | None
+) -> float | None:
+    """Claim the next poll for this chain; return its delay, or None if another poll owns it."""
+    delay = poll_interval(seen_poll_count)
+    claimed = Generation.objects.filter(
+        pk=generation_id, status=Status.RUNNING, poll_count=seen_poll_count
+    ).update(
+        poll_count=seen_poll_count + 1,
+        upstream_status=upstream_status,
+        next_poll_at=timezone.now() + timedelta(seconds=delay),
+        updated_at=timezone.now(),
+    )
+    return delay if claimed else None
+
+
+def generation_claim_fetch(*, generation_id: object, result_url: str, upstream_status: int) -> bool:
+    return bool(
+        Generation.objects.filter(pk=generation_id, status=Status.RUNNING).update(
+            status=Status.FETCHING,
+            result_url=result_url,
+            upstream_status=upstream_status,
+            poll_count=F("poll_count") + 1,
+            next_poll_at=None,
+            updated_at=timezone.now(),
+        )
+    )
+
+
+def generation_succeed(*, generation_id: object, video_name: str, video_bytes: int) -> bool:
+    return bool(
+        Generation.objects.filter(pk=generation_id, status=Status.FETCHING).update(
+            status=Status.SUCCEEDED,
+            video=video_name,
+            video_bytes=video_bytes,
+            error="",
+            finished_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
+    )
+
+
+def generation_set_share(*, generation: Generation, shared: bool) -> Generation:
+    if shared and not generation.share_slug:
+        generation.share_slug = secrets.token_urlsafe(8)[:11]
+    generation.shared = shared
+    generation.save(update_fields=["shared", "share_slug", "updated_at"])
+    return generation
+
+
+# --- Signed tokens ---------------------------------------------------------------------------
+
+
+def callback_token(generation_id: object) -> str:
+    return signing.dumps(str(generation_id), salt=CALLBACK_SALT, compress=False)
+
+
+def callback_url(generation_id: object) -> str:
+    return f"{settings.SITE_URL}/webhooks/shortapi/{callback_token(generation_id)}/"
+
+
+def generation_id_from_callback_token(token: str) -> str | None:
+    try:
+        return signing.loads(token, salt=CALLBACK_SALT)
+    except signing.BadSignature:
+        return None
+
+
+def video_token(generation_id: object) -> str:
+    return signing.TimestampSigner(salt=VIDEO_SALT).sign(str(generation_id))
+
+
+def generation_id_from_video_token(token: str) -> str | None:
+    try:
+        return signing.TimestampSigner(salt=VIDEO_SALT).unsign(
+            token, max_age=settings.VIDEO_URL_MAX_AGE_SECONDS
+        )
+    except signing.BadSignature:
+        return None

@@ -1,0 +1,183 @@
+"""The one module that talks to ShortAPI (CONTRACT §6, shortapi-notes.md).
+
+Every failure is sorted into one of three kinds, because each asks for different handling:
+- `RetryLater`: nothing happened upstream that we know of; try the same call again later.
+- `GiveUp`: upstream refused the request; trying again will not help.
+- `UnknownOutcome`: a create call was sent but no answer came; the job may exist upstream,
+  so creating it again could charge the provider twice. Wait for the callback instead.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import requests
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+MODEL = "bytedance/seedance-2.0/text-to-video"
+IN_PROGRESS = (0, 1)
+SUCCEEDED = 2
+FAILED = 3
+
+
+class ShortApiError(Exception):
+    def __init__(self, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class RetryLater(ShortApiError):
+    pass
+
+
+class GiveUp(ShortApiError):
+    pass
+
+
+class UnknownOutcome(ShortApiError):
+    pass
+
+
+class NotConfigured(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CreatedJob:
+    job_id: str
+    amount: Decimal | None
+
+
+@dataclass(frozen=True)
+class JobState:
+    status: int | None
+    video_url: str | None
+    error: str | None
+    raw: dict[str, Any]
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in IN_PROGRESS
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCEEDED and bool(self.video_url)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAILED
+
+
+_local = threading.local()
+
+
+def _session() -> requests.Session:
+    # One pooled session per thread: keeps connections alive across a worker's jobs.
+    session = getattr(_local, "session", None)
+    if session is None:
+        session = _local.session = requests.Session()
+        session.headers["User-Agent"] = "SeedanceStudio/1.0"
+    return session
+
+
+def is_configured() -> bool:
+    return bool(settings.SHORTAPI_KEY)
+
+
+def _headers() -> dict[str, str]:
+    if not settings.SHORTAPI_KEY:
+        raise NotConfigured("SHORTAPI_KEY is not set.")
+    return {"Authorization": f"Bearer {settings.SHORTAPI_KEY}"}
+
+
+def _timeout() -> tuple[float, float]:
+    return (settings.SHORTAPI_CONNECT_TIMEOUT, settings.SHORTAPI_READ_TIMEOUT)
+
+
+def _message(body: dict[str, Any]) -> str:
+    for key in ("message", "msg", "info"):
+        if isinstance(body.get(key), str) and body[key]:
+            return body[key]
+    return f"code {body.get('code')!r}"
+
+
+def _decode(response: requests.Response) -> dict[str, Any]:
+    """Sort HTTP-level failures; return the JSON body of a 2xx answer."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        raise RetryLater(f"HTTP {status} from ShortAPI", http_status=status)
+    try:
+        body = response.json()
+    except ValueError:
+        if status >= 400:
+            raise GiveUp(f"HTTP {status} from ShortAPI", http_status=status) from None
+        raise RetryLater(
+            f"ShortAPI answered HTTP {status} with a body that is not JSON", http_status=status
+        ) from None
+    if not isinstance(body, dict):
+        raise RetryLater("ShortAPI answered with JSON that is not an object", http_status=status)
+    if status >= 400:
+        raise GiveUp(f"HTTP {status} from ShortAPI: {_message(body)}", http_status=status)
+    return body
+
+
+def create_job(
+    *, prompt: str, mode: str, duration: int, aspect_ratio: str, callback_url: str | None
+) -> CreatedJob:
+    payload: dict[str, Any] = {
+        "model": MODEL,
+        "args": {"prompt": prompt, "mode": mode, "duration": duration, "aspect_ratio": aspect_ratio},
+    }
+    if callback_url:
+        payload["callback_url"] = callback_url
+    url = f"{settings.SHORTAPI_BASE_URL}/api/v1/job/create"
+    try:
+        response = _session().post(url, json=payload, headers=_headers(), timeout=_timeout())
+    except requests.ConnectTimeout as exc:
+        raise RetryLater(f"could not connect to ShortAPI: {exc.__class__.__name__}") from None
+    except requests.Timeout:
+        # The request went out; the job may exist upstream.
+        raise UnknownOutcome("ShortAPI did not answer the create call in time") from None
+    except requests.ConnectionError as exc:
+        raise RetryLater(f"could not reach ShortAPI: {exc.__class__.__name__}") from None
+    body = _decode(response)
+    if body.get("code") != 0:
+        raise GiveUp(f"ShortAPI refused the job: {_message(body)}", http_status=response.status_code)
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    job_id = data.get("job_id")
+    if not isinstance(job_id, str | int) or not str(job_id):
+        raise UnknownOutcome("ShortAPI accepted the job but sent no job_id")
+    try:
+        amount = Decimal(str(data["amount"])) if data.get("amount") is not None else None
+    except (InvalidOperation, ValueError):
+        logger.warning("ShortAPI sent an amount that is not a decimal: %r", data.get("amount"))
+        amount = None
+    return CreatedJob(job_id=str(job_id), amount=amount)
+
+
+def query_job(job_id: str) -> JobState:
+    url = f"{settings.SHORTAPI_BASE_URL}/api/v1/job/query"
+    try:
+        response = _session().get(url, params={"id": job_id}, headers=_headers(), timeout=_timeout())
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        # A query changes nothing upstream: always safe to ask again.
+        raise RetryLater(f"could not query ShortAPI: {exc.__class__.__name__}") from None
+    body = _decode(response)
+    if body.get("code") != 0:
+        raise GiveUp(f"ShortAPI query failed: {_message(body)}", http_status=response.status_code)
+    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    status = data.get("status")
+    status = status if isinstance(status, int) and not isinstance(status, bool) else None
+    video_url = None
+    result = data.get("result")
+    if isinstance(result, dict):
+        videos = result.get("videos")
+        if isinstance(videos, list) and videos and isinstance(videos[0], dict):
+            url_value = videos[0].get("url")
+            video_url = url_value if isinstance(url_value, str) and url_value else None
+    error = data.get("error") if isinstance(data.get("error"), str) and data.get("error") else None
+    return JobState(status=status, video_url=video_url, error=error, raw=data)

@@ -1,0 +1,206 @@
+"""The generations API's contract (CONTRACT §4, §5b): shapes, validation, order of checks,
+idempotency, pagination and privacy. Nothing here needs the upstream to answer."""
+
+import pytest
+
+from accounts.models import CreditEntry
+from generations.models import Generation
+from tests.conftest import api_for, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def upstream_key(settings):
+    settings.SHORTAPI_KEY = "configured"
+    settings.SHORTAPI_BASE_URL = "http://127.0.0.1:9"  # nothing is called: jobs are only queued
+
+
+def fields_of(response):
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and error["message"]
+    return error["fields"]
+
+
+def test_create_returns_201_and_the_generation_shape(alice_api, alice):
+    response = alice_api.post("/api/v1/generations", {"prompt": "  a heron at dawn  ", "unknown": 1})
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {
+        "id",
+        "status",
+        "prompt",
+        "mode",
+        "duration",
+        "aspect_ratio",
+        "cost_cents",
+        "video_url",
+        "error",
+        "created_at",
+        "finished_at",
+    }
+    assert body["status"] == "queued"
+    assert (body["prompt"], body["mode"], body["duration"], body["aspect_ratio"]) == (
+        "a heron at dawn",
+        "std",
+        5,
+        "16:9",
+    )
+    assert body["cost_cents"] == 120
+    assert body["video_url"] is None and body["error"] is None and body["finished_at"] is None
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_000 - 120
+
+
+@pytest.mark.parametrize(
+    ("mode", "duration", "cost"), [("std", 4, 96), ("std", 15, 360), ("fast", 4, 80), ("fast", 15, 300)]
+)
+def test_the_price_is_exact(alice_api, mode, duration, cost):
+    response = alice_api.post("/api/v1/generations", {"prompt": "x", "mode": mode, "duration": duration})
+    assert response.json()["cost_cents"] == cost
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "prompt"),
+        ({"prompt": "   "}, "prompt"),
+        ({"prompt": "x" * 2001}, "prompt"),
+        ({"prompt": 5}, "prompt"),
+        ({"prompt": "x", "duration": "5"}, "duration"),
+        ({"prompt": "x", "duration": 5.0}, "duration"),
+        ({"prompt": "x", "duration": True}, "duration"),
+        ({"prompt": "x", "duration": 3}, "duration"),
+        ({"prompt": "x", "duration": 16}, "duration"),
+        ({"prompt": "x", "mode": "turbo"}, "mode"),
+        ({"prompt": "x", "mode": 1}, "mode"),
+        ({"prompt": "x", "aspect_ratio": "2:1"}, "aspect_ratio"),
+    ],
+)
+def test_bad_input_is_400_with_fields_and_changes_nothing(alice_api, body, field):
+    fields = fields_of(alice_api.post("/api/v1/generations", body))
+    assert field in fields and fields[field][0]
+    assert not Generation.objects.exists() and CreditEntry.objects.filter(kind="charge").count() == 0
+
+
+def test_a_prompt_of_exactly_2000_characters_is_fine(alice_api):
+    assert alice_api.post("/api/v1/generations", {"prompt": "y" * 2000}).status_code == 201
+
+
+def test_a_body_that_is_not_a_json_object_is_400(alice_api):
+    response = alice_api.client.post(
+        "/api/v1/generations", data="[1,2]", content_type="application/json", headers=alice_api.headers
+    )
+    assert response.status_code == 400
+    response = alice_api.client.post(
+        "/api/v1/generations", data="{nope", content_type="application/json", headers=alice_api.headers
+    )
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+
+
+def test_checks_run_in_the_contract_order(settings, carol):
+    api = api_for(carol)  # carol has no credits
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 1
+    # 400 before 503
+    settings.SHORTAPI_KEY = ""
+    assert api.post("/api/v1/generations", {"duration": 99}).status_code == 400
+    response = api.post("/api/v1/generations", {"prompt": "x"})
+    assert response.status_code == 503 and response.json()["error"]["code"] == "upstream_unconfigured"
+    settings.SHORTAPI_KEY = "configured"
+    # 429 before 402: carol is at her limit and broke
+    Generation.objects.create(
+        user=carol,
+        prompt="p",
+        mode="std",
+        duration=4,
+        aspect_ratio="16:9",
+        cost_cents=0,
+        cents_per_second=24,
+        deadline_at="2099-01-01T00:00Z",
+    )
+    assert api.post("/api/v1/generations", {"prompt": "x"}).status_code == 429
+    Generation.objects.all().delete()
+    assert api.post("/api/v1/generations", {"prompt": "x"}).status_code == 402
+    assert not Generation.objects.exists()
+
+
+def test_an_idempotency_key_returns_the_first_generation_and_charges_once(alice_api, alice):
+    headers = {"Idempotency-Key": "order-42"}
+    first = alice_api.post("/api/v1/generations", {"prompt": "a"}, headers=headers)
+    again = alice_api.post(
+        "/api/v1/generations", {"prompt": "something else", "duration": 99}, headers=headers
+    )
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    assert again.json()["prompt"] == "a"
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_000 - 120
+    assert CreditEntry.objects.filter(kind="charge").count() == 1
+
+
+def test_idempotency_keys_are_per_user(alice_api, bob_api):
+    headers = {"Idempotency-Key": "same"}
+    a = alice_api.post("/api/v1/generations", {"prompt": "a"}, headers=headers).json()
+    b = bob_api.post("/api/v1/generations", {"prompt": "b"}, headers=headers).json()
+    assert a["id"] != b["id"]
+
+
+def test_a_refused_request_does_not_use_up_its_key(alice_api):
+    headers = {"Idempotency-Key": "retry-me"}
+    assert alice_api.post("/api/v1/generations", {"prompt": ""}, headers=headers).status_code == 400
+    assert alice_api.post("/api/v1/generations", {"prompt": "ok"}, headers=headers).status_code == 201
+
+
+def test_an_idempotency_key_over_200_characters_is_400(alice_api):
+    fields = fields_of(
+        alice_api.post("/api/v1/generations", {"prompt": "a"}, headers={"Idempotency-Key": "k" * 201})
+    )
+    assert "Idempotency-Key" in fields
+    assert (
+        alice_api.post(
+            "/api/v1/generations", {"prompt": "a"}, headers={"Idempotency-Key": "k" * 200}
+        ).status_code
+        == 201
+    )
+
+
+def test_another_users_generation_is_404_like_an_unknown_one(alice_api, bob_api):
+    gen_id = alice_api.post("/api/v1/generations", {"prompt": "mine"}).json()["id"]
+    for path in (
+        f"/api/v1/generations/{gen_id}",
+        "/api/v1/generations/00000000-0000-0000-0000-000000000000",
+        "/api/v1/generations/not-a-uuid",
+    ):
+        response = bob_api.get(path)
+        assert response.status_code == 404
+        assert response.json()["error"]["code"] == "not_found"
+    assert alice_api.get(f"/api/v1/generations/{gen_id}").status_code == 200
+    assert bob_api.get("/api/v1/generations").json()["results"] == []
+
+
+def test_the_list_pages_newest_first_with_absolute_next_urls(settings):
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 100
+    user = make_user("erin", 100_000)
+    api = api_for(user)
+    ids = [api.post("/api/v1/generations", {"prompt": f"p{i}"}).json()["id"] for i in range(25)]
+    page = api.get("/api/v1/generations").json()
+    assert [g["id"] for g in page["results"]] == ids[::-1][:20]
+    assert page["next"].startswith("http://testserver/api/v1/generations?")
+    page2 = api.get(page["next"].removeprefix("http://testserver")).json()
+    assert [g["id"] for g in page2["results"]] == ids[::-1][20:]
+    assert page2["next"] is None
+    small = api.get("/api/v1/generations?limit=10").json()
+    assert len(small["results"]) == 10 and "limit=10" in small["next"]
+
+
+def test_the_list_filters_by_status(alice_api, alice):
+    alice_api.post("/api/v1/generations", {"prompt": "a"})
+    Generation.objects.filter(user=alice).update(status="fetching")
+    assert len(alice_api.get("/api/v1/generations?status=running").json()["results"]) == 1
+    assert alice_api.get("/api/v1/generations?status=queued").json()["results"] == []
+
+
+@pytest.mark.parametrize("query", ["status=done", "limit=0", "limit=101", "limit=x", "cursor=%%%"])
+def test_bad_list_parameters_are_400(alice_api, query):
+    fields_of(alice_api.get(f"/api/v1/generations?{query}"))

@@ -1,0 +1,281 @@
+"""The pipeline end to end: the JSON API, a real RQ worker on real Redis, and the ShortAPI
+simulator over real HTTP. Every outcome ends settled: a stored video and one charge, or a
+failure and exactly one refund."""
+
+import subprocess
+
+import imageio_ffmpeg
+import pytest
+import requests
+from django.conf import settings as django_settings
+from django.core import signing
+from django.db.models import Sum
+from django.test import Client
+
+from accounts.audit import audit_mismatches
+from accounts.models import CreditEntry
+from generations import jobs, shortapi
+from generations.models import Generation
+from generations.services import CALLBACK_SALT, callback_url, generation_claim_submit
+from tests.conftest import api_for, make_user, run_jobs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def alice_api_tx():
+    alice = make_user("alice", 10_000)
+    return alice, api_for(alice)
+
+
+def submit(api, prompt="A red fox in fresh snow", **extra):
+    response = api.post("/api/v1/generations", {"prompt": prompt, "duration": 4, **extra})
+    assert response.status_code == 201, response.content
+    return Generation.objects.get(pk=response.json()["id"])
+
+
+def pipeline_site():
+    return django_settings.SITE_URL
+
+
+def finished(generation):
+    return lambda: Generation.objects.get(pk=generation.pk).status in Generation.FINISHED
+
+
+def settle(generation, timeout=20.0):
+    run_jobs(finished(generation), timeout=timeout)
+    generation.refresh_from_db()
+    return generation
+
+
+def ledger(generation):
+    return list(
+        CreditEntry.objects.filter(reference=generation.ledger_reference)
+        .order_by("id")
+        .values_list("kind", "amount_cents")
+    )
+
+
+def assert_refunded_once(generation, user, failure_class):
+    assert generation.status == "failed"
+    assert generation.failure_class == failure_class, generation.error_detail
+    assert "credits have been returned" in generation.error
+    assert ledger(generation) == [("charge", -generation.cost_cents), ("refund", generation.cost_cents)]
+    user.refresh_from_db()
+    assert user.balance_cents == 10_000
+    assert audit_mismatches() == []
+
+
+def probe(path):
+    result = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-i", str(path)], capture_output=True, text=True
+    )
+    return result.stderr
+
+
+def test_a_success_stores_a_playable_mp4_and_charges_once(pipeline, alice_api_tx):
+    alice, api = alice_api_tx
+    generation = submit(api, aspect_ratio="9:16", mode="fast")
+    assert generation.cost_cents == 80
+    generation = settle(generation)
+    assert generation.status == "succeeded", generation.error_detail
+    info = probe(generation.video.path)
+    assert "Duration: 00:00:04" in info and "h264" in info and "180x320" in info
+    assert ledger(generation) == [("charge", -80)]
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_000 - 80
+    assert generation.upstream_amount is not None and generation.upstream_job_id
+    body = api.get(f"/api/v1/generations/{generation.pk}").json()
+    assert body["status"] == "succeeded" and body["finished_at"] and body["error"] is None
+    # The signed link is a plain GET with no session or token.
+    video = Client().get(body["video_url"].removeprefix("http://testserver"))
+    assert video.status_code == 200 and video["Content-Type"] == "video/mp4"
+    assert b"ftyp" in b"".join(video.streaming_content)[:16]
+    run_jobs()  # the poster job
+    generation.refresh_from_db()
+    assert generation.poster.name.endswith(".jpg")
+    assert audit_mismatches() == []
+
+
+def test_with_callbacks_a_generation_takes_few_upstream_calls(pipeline, alice_api_tx, settings):
+    settings.GENERATION_FIRST_POLL_SECONDS = 3  # the callback (after 0.4 s) comes first
+    _, api = alice_api_tx
+    generation = settle(submit(api))
+    assert generation.status == "succeeded"
+    stats = pipeline.stats()
+    assert stats["create_calls"] == 1
+    assert stats["callbacks_sent"] == 1
+    assert stats["create_calls"] + stats["query_calls"] <= 3
+
+
+def test_an_upstream_failure_refunds_once(pipeline, alice_api_tx):
+    alice, api = alice_api_tx
+    generation = settle(submit(api, "[sim:fail] a cat"))
+    assert_refunded_once(generation, alice, "upstream_failed")
+    assert "Content moderation" in generation.error
+
+
+def test_a_create_error_code_refunds_once(pipeline, alice_api_tx):
+    alice, api = alice_api_tx
+    generation = settle(submit(api, "[sim:create-error] a dog"))
+    assert_refunded_once(generation, alice, "create_rejected")
+    assert pipeline.stats()["jobs"] == 0
+
+
+def test_create_500s_are_retried_and_make_one_job(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = settle(submit(api, "[sim:create-500x2] a boat"))
+    assert generation.status == "succeeded", generation.error_detail
+    assert generation.submit_attempts == 3
+    assert pipeline.stats()["jobs"] == 1
+
+
+def test_create_that_keeps_failing_gives_up_and_refunds(pipeline, alice_api_tx, settings):
+    settings.GENERATION_SUBMIT_ATTEMPTS = 2
+    alice, api = alice_api_tx
+    generation = settle(submit(api, "[sim:create-429x5] a tree"))
+    assert_refunded_once(generation, alice, "create_failed")
+
+
+def test_query_429_and_non_json_are_retried(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = settle(submit(api, "[sim:query-429x2][sim:query-nonjson-x1][sim:query-500x1] rain"))
+    assert generation.status == "succeeded", generation.error_detail
+
+
+def test_without_a_callback_polling_alone_finishes_it(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = settle(submit(api, "[sim:no-callback] a bridge"))
+    assert generation.status == "succeeded"
+    assert pipeline.stats()["callbacks_sent"] == 0
+
+
+@pytest.mark.parametrize("marker", ["[sim:never]", "[sim:status-7]"])
+def test_a_job_that_never_finishes_fails_at_its_deadline(pipeline, alice_api_tx, settings, marker):
+    settings.GENERATION_DEADLINE_SECONDS = 2
+    alice, api = alice_api_tx
+    generation = settle(submit(api, f"{marker} a slow river"))
+    assert_refunded_once(generation, alice, "deadline")
+    if marker == "[sim:status-7]":
+        assert generation.upstream_status == 7
+
+
+@pytest.mark.parametrize(
+    ("marker", "reason"),
+    [
+        ("[sim:video-404]", "HTTP 404"),
+        ("[sim:video-big]", "cap"),
+        ("[sim:video-html]", "not a video"),
+        ("[sim:video-loopback]", "not a public address"),
+    ],
+)
+def test_a_bad_result_video_fails_and_refunds(pipeline, alice_api_tx, marker, reason):
+    alice, api = alice_api_tx
+    generation = settle(submit(api, f"{marker} a lighthouse"))
+    assert_refunded_once(generation, alice, "download_failed")
+    assert reason in generation.error_detail
+    assert not generation.video
+
+
+def test_duplicate_callbacks_are_harmless_and_forged_ones_do_nothing(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = settle(submit(api))
+    url = callback_url(generation.pk)
+    for _ in range(3):
+        assert requests.post(url, json={"job_id": "x", "status": 2}, timeout=5).status_code == 200
+    run_jobs()
+    assert ledger(generation) == [("charge", -generation.cost_cents)]
+    forged = url.replace("/webhooks/shortapi/", "/webhooks/shortapi/x")
+    assert requests.post(forged, json={}, timeout=5).status_code == 404
+    other = Generation.objects.create(
+        user=generation.user,
+        prompt="p",
+        mode="std",
+        duration=4,
+        aspect_ratio="16:9",
+        cost_cents=96,
+        cents_per_second=24,
+        deadline_at=generation.deadline_at,
+    )
+    # A token for `other` signed with the wrong salt or key is refused as forged.
+    for forged_token in (
+        signing.dumps(str(other.pk), salt="something-else"),
+        signing.dumps(str(other.pk), key="not-our-secret", salt=CALLBACK_SALT),
+    ):
+        forged = f"{pipeline_site()}/webhooks/shortapi/{forged_token}/"
+        assert requests.post(forged, json={"job_id": "evil"}, timeout=5).status_code == 404
+    other.refresh_from_db()
+    assert other.upstream_job_id == "" and other.status == "queued"
+
+
+def test_callbacks_need_post_and_no_csrf_token(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = submit(api)
+    url = callback_url(generation.pk)
+    assert requests.get(url, timeout=5).status_code == 405
+
+
+def test_running_submit_twice_creates_one_upstream_job(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = submit(api)
+    jobs.submit(str(generation.pk))
+    jobs.submit(str(generation.pk))
+    assert pipeline.stats()["create_calls"] == 1
+    settle(generation)
+    assert pipeline.stats()["jobs"] == 1
+
+
+def test_a_worker_killed_between_create_and_save_is_resumed_by_the_callback(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = submit(api)
+    django_queue_cleared = __import__("django_rq").get_queue("default").empty()
+    assert django_queue_cleared >= 0
+    # What a worker does before it dies: claim, call create upstream... and never save the answer.
+    assert generation_claim_submit(generation_id=generation.pk)
+    shortapi.create_job(
+        prompt=generation.prompt,
+        mode=generation.mode,
+        duration=generation.duration,
+        aspect_ratio=generation.aspect_ratio,
+        callback_url=callback_url(generation.pk),
+    )
+    generation = settle(generation)
+    assert generation.status == "succeeded", generation.error_detail
+    assert pipeline.stats()["jobs"] == 1
+    assert ledger(generation) == [("charge", -generation.cost_cents)]
+
+
+def test_a_create_timeout_waits_for_the_callback_and_never_creates_twice(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = settle(submit(api, "[sim:create-timeout] a storm"), timeout=30)
+    assert generation.status == "succeeded", generation.error_detail
+    assert pipeline.stats()["create_calls"] == 1
+
+
+def test_402_and_429_leave_nothing_behind(pipeline, settings):
+    poor = make_user("carol", 50)
+    api = api_for(poor)
+    response = api.post("/api/v1/generations", {"prompt": "too expensive"})
+    assert response.status_code == 402
+    assert response.json()["error"]["code"] == "insufficient_credits"
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 1
+    rich = make_user("dave", 10_000)
+    api = api_for(rich)
+    assert api.post("/api/v1/generations", {"prompt": "one"}).status_code == 201
+    response = api.post("/api/v1/generations", {"prompt": "two"})
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert Generation.objects.count() == 1
+    assert CreditEntry.objects.filter(kind="charge").count() == 1
+    assert __import__("django_rq").get_queue("default").count == 1
+    assert audit_mismatches() == []
+
+
+def test_the_ledger_sums_to_the_balance_after_a_mix_of_outcomes(pipeline, alice_api_tx):
+    alice, api = alice_api_tx
+    gens = [submit(api, p) for p in ["ok one", "[sim:fail] bad", "[sim:video-404] gone", "ok two"]]
+    run_jobs(lambda: all(finished(g)() for g in gens))
+    alice.refresh_from_db()
+    total = CreditEntry.objects.filter(user=alice).aggregate(s=Sum("amount_cents"))["s"]
+    assert alice.balance_cents == total == 10_000 - 2 * 96
+    assert audit_mismatches() == []

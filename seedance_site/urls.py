@@ -1,7 +1,6 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import TemplateView
 
 from accounts import api as accounts_api
 from generations import api as generations_api
@@ -16,7 +15,6 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("accounts/", include("accounts.urls")),
     path("api/v1/", include(api_v1)),
     path("healthz", views.healthz, name="healthz"),
@@ -24,6 +22,8 @@ urlpatterns = [
     path("videos/<str:token>.mp4", media.video_file, name="video_file"),
     path("admin/django-rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
+    path("", include("accounts.billing_urls")),
+    path("", include("generations.urls")),
 ]
 
 if settings.DEBUG:

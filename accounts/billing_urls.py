@@ -1,0 +1,3 @@
+"""Billing pages, the Stripe webhook and the checkout API call (see issue: Stripe top-ups)."""
+
+urlpatterns: list = []

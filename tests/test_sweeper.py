@@ -1,0 +1,126 @@
+"""The sweeper (`reconcile_generations`, also run every minute by the worker): whatever was
+lost — a job, a worker, Redis' whole memory — every generation ends finished and settled."""
+
+from datetime import timedelta
+from io import StringIO
+
+import django_rq
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.utils import timezone
+
+from accounts.audit import audit_mismatches
+from generations import jobs
+from generations.models import Generation
+from generations.services import generation_claim_submit
+from generations.worker import schedule_sweeper
+from tests.conftest import api_for, make_user, run_jobs
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def api(pipeline):
+    return api_for(make_user("alice", 10_000))
+
+
+def submit(api, prompt="a quiet harbour"):
+    response = api.post("/api/v1/generations", {"prompt": prompt, "duration": 4})
+    assert response.status_code == 201
+    return Generation.objects.get(pk=response.json()["id"])
+
+
+def lose_every_job():
+    """What a Redis restart without persistence does."""
+    django_rq.get_connection("default").flushdb()
+
+
+def reconcile_output() -> list[str]:
+    out = StringIO()
+    call_command("reconcile_generations", stdout=out)
+    return out.getvalue().splitlines()
+
+
+def status(generation) -> str:
+    return Generation.objects.get(pk=generation.pk).status
+
+
+def test_a_queued_generation_whose_job_was_lost_is_submitted_again(api):
+    generation = submit(api)
+    lose_every_job()
+    assert reconcile_output() == []  # too early to call it lost
+    with time_machine.travel(timezone.now() + timedelta(minutes=3)):
+        assert reconcile_output() == [f"{generation.pk} resumed: submit queued again"]
+    run_jobs(lambda: status(generation) == "succeeded")
+    assert audit_mismatches() == []
+
+
+def test_a_running_generation_whose_polls_were_lost_is_polled_again(api, settings):
+    settings.GENERATION_FIRST_POLL_SECONDS = 60
+    generation = submit(api, "[sim:no-callback] lost polls")
+    run_jobs(lambda: status(generation) == "running")
+    lose_every_job()
+    with time_machine.travel(timezone.now() + timedelta(minutes=4)):
+        lines = reconcile_output()
+    assert lines == [f"{generation.pk} resumed: poll queued"]
+    run_jobs(lambda: status(generation) == "succeeded")
+    assert audit_mismatches() == []
+
+
+def test_a_submit_whose_worker_died_and_never_called_back_is_failed_and_refunded(api):
+    generation = submit(api)
+    lose_every_job()
+    assert generation_claim_submit(generation_id=generation.pk)  # then the worker died
+    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+        lines = reconcile_output()
+        assert lines == [f"{generation.pk} failed: create never confirmed (refunded)"]
+        assert reconcile_output() == []  # settled once, never twice
+    generation.refresh_from_db()
+    assert generation.status == "failed" and generation.failure_class == "unknown_outcome"
+    assert generation.user.balance_cents == 10_000
+    assert audit_mismatches() == []
+
+
+def test_a_generation_past_its_deadline_is_failed_and_refunded(api, settings):
+    settings.GENERATION_FIRST_POLL_SECONDS = 600
+    generation = submit(api, "[sim:never] forever")
+    run_jobs(lambda: status(generation) == "running")
+    lose_every_job()
+    with time_machine.travel(generation.deadline_at + timedelta(seconds=1)):
+        assert reconcile_output() == [f"{generation.pk} resumed: poll queued (past deadline)"]
+        run_jobs(lambda: status(generation) == "failed")
+    generation.refresh_from_db()
+    assert generation.failure_class == "deadline"
+    assert audit_mismatches() == []
+
+
+def test_a_lost_download_is_fetched_again(api, settings, pipeline):
+    settings.GENERATION_FIRST_POLL_SECONDS = 600
+    generation = submit(api, "[sim:no-callback] lost fetch")
+    run_jobs(lambda: status(generation) == "running")
+    generation.refresh_from_db()
+    pipeline.finish(generation.upstream_job_id)
+    jobs.poll(str(generation.pk))  # claims the download and queues it...
+    assert status(generation) == "fetching"
+    lose_every_job()  # ...and the queued download is lost
+    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+        assert reconcile_output() == [f"{generation.pk} resumed: fetch queued again"]
+    run_jobs(lambda: status(generation) == "succeeded")
+    assert audit_mismatches() == []
+
+
+def test_running_the_sweeper_on_settled_generations_touches_nothing(api):
+    generation = submit(api)
+    run_jobs(lambda: status(generation) == "succeeded")
+    with time_machine.travel(timezone.now() + timedelta(hours=2)):
+        assert reconcile_output() == []
+        jobs.reconcile()
+    assert audit_mismatches() == []
+
+
+def test_the_sweeper_is_booked_once_per_minute_however_many_workers_book_it():
+    for _ in range(3):
+        schedule_sweeper()
+    registry = django_rq.get_queue("default").scheduled_job_registry
+    assert len([j for j in registry.get_job_ids() if j.startswith("sweeper-")]) == 1

@@ -5,6 +5,7 @@ import binascii
 import uuid
 from datetime import datetime
 
+from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import Http404, HttpRequest
@@ -80,3 +81,95 @@ def generation_json(generation: Generation, request: HttpRequest | None) -> dict
         "created_at": generation.created_at.isoformat(),
         "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,
     }
+
+
+# --- The web portal: gallery, explore, public pages ------------------------------------------
+
+GALLERY_SEARCH_MAX = 200
+ESTIMATE_SAMPLE = 20
+
+
+def gallery_generations(
+    *,
+    user: User,
+    status: str | None = None,
+    mode: str | None = None,
+    aspect_ratio: str | None = None,
+    q: str | None = None,
+) -> QuerySet[Generation]:
+    """The user's generations, newest first, narrowed by filters the caller has already checked."""
+    queryset = generations_for_user(user=user, status=status).defer("error_detail", "result_url")
+    if mode:
+        queryset = queryset.filter(mode=mode)
+    if aspect_ratio:
+        queryset = queryset.filter(aspect_ratio=aspect_ratio)
+    if q:
+        queryset = queryset.filter(prompt__icontains=q[:GALLERY_SEARCH_MAX])
+    return queryset
+
+
+def explore_generations(*, q: str | None = None) -> QuerySet[Generation]:
+    """Everyone's shared, finished videos, newest first. Only the owner's username is loaded,
+    so a template cannot leak anything else about them."""
+    queryset = (
+        Generation.objects.filter(shared=True, status=Generation.Status.SUCCEEDED)
+        .select_related("user")
+        .only(
+            "id",
+            "prompt",
+            "mode",
+            "duration",
+            "aspect_ratio",
+            "status",
+            "video",
+            "poster",
+            "shared",
+            "share_slug",
+            "created_at",
+            "finished_at",
+            "user",
+            "user__username",
+        )
+        .order_by("-finished_at", "-id")
+    )
+    if q:
+        queryset = queryset.filter(prompt__icontains=q[:GALLERY_SEARCH_MAX])
+    return queryset
+
+
+def shared_generation(*, slug: str) -> Generation:
+    """A video its owner shares, or 404: unsharing hides it at once."""
+    generation = explore_generations().filter(share_slug=slug).first()
+    if generation is None:
+        raise Http404("No such shared video.")
+    return generation
+
+
+def generation_visible_to(*, user: User | AnonymousUser, generation_id: object) -> Generation:
+    """For posters: the owner sees their own; anybody sees a shared, finished one; else 404."""
+    visible = Q(shared=True, status=Generation.Status.SUCCEEDED)
+    if user.is_authenticated:
+        visible |= Q(user=user)
+    try:
+        return Generation.objects.filter(visible).get(pk=generation_id)
+    except (Generation.DoesNotExist, ValidationError, ValueError, TypeError):
+        raise Http404("No such generation.") from None
+
+
+def generation_estimate_seconds(*, mode: str, duration: int) -> int | None:
+    """How long a video like this usually takes, from the last few that succeeded (any user's).
+
+    The median, not the mean: one stuck job should not make every estimate look hopeless."""
+    rows = list(
+        Generation.objects.filter(
+            status=Generation.Status.SUCCEEDED, mode=mode, duration=duration, finished_at__isnull=False
+        )
+        .order_by("-finished_at")
+        .values_list("created_at", "finished_at")[:ESTIMATE_SAMPLE]
+    )
+    if not rows:
+        return None
+    seconds = sorted((finished - created).total_seconds() for created, finished in rows)
+    middle = len(seconds) // 2
+    median = seconds[middle] if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
+    return max(1, round(median))

@@ -275,3 +275,44 @@ def generation_id_from_video_token(token: str) -> str | None:
         )
     except signing.BadSignature:
         return None
+
+
+# --- The web portal ------------------------------------------------------------------------
+
+
+class GenerationUnfinished(Exception):
+    message = "This video is still being made. You can delete it once it has finished."
+
+
+def _delete_stored_files(names: list[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            # The row is gone either way; an orphaned file is an operator's chore, not the user's.
+            logger.exception("could not delete stored file %s", name)
+
+
+def generation_delete(*, generation: Generation) -> None:
+    """Delete a finished generation with its stored video and poster.
+
+    The credits stay spent: a succeeded video was delivered, and a failed one was refunded
+    already. An unfinished one raises GenerationUnfinished, since a worker may be about to
+    store its video (deleting the row under it would leave the file orphaned)."""
+    with transaction.atomic():
+        # A claim on "finished": a generation that is still moving is not deleted.
+        row = (
+            Generation.objects.select_for_update()
+            .filter(pk=generation.pk, status__in=Generation.FINISHED)
+            .values("video", "poster")
+            .first()
+        )
+        if row is None:
+            raise GenerationUnfinished()
+        Generation.objects.filter(pk=generation.pk).delete()
+        names = [name for name in (row["video"], row["poster"]) if name]
+        # Files go only once the row is surely gone: a rolled-back delete keeps a playable video.
+        transaction.on_commit(lambda: _delete_stored_files(names))
+    logger.info("generation %s deleted by its owner", generation.pk)

@@ -1,6 +1,433 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The web portal (CONTRACT §5): thin views over generations.services and .selectors."""
+
+import uuid
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.core.paginator import Page, Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
+
+from accounts.credits import InsufficientCredits
+from generations.forms import PROMPT_MAX, GenerationForm
+from generations.models import Generation
+from generations.pricing import (
+    ASPECT_RATIOS,
+    DEFAULT_ASPECT_RATIO,
+    DEFAULT_DURATION,
+    DEFAULT_MODE,
+    MAX_DURATION,
+    MIN_DURATION,
+    MODE_LABELS,
+    MODES,
+    format_usd,
+    price_list,
+    quote,
+)
+from generations.selectors import (
+    PUBLIC_STATUSES,
+    explore_generations,
+    gallery_generations,
+    generation_estimate_seconds,
+    generation_for_user,
+    generation_visible_to,
+    shared_generation,
+    video_url,
+)
+from generations.services import (
+    GenerationUnfinished,
+    TooManyActive,
+    UpstreamUnconfigured,
+    generation_create,
+    generation_delete,
+    generation_set_share,
+)
+
+PAGE_SIZE = 24
+HOME_SHOWCASE = 8
+IDEMPOTENCY_KEY_MAX = 200
+
+EXAMPLE_PROMPTS = (
+    "A red fox trots through fresh snow at dawn, slow tracking shot, soft golden light",
+    "Aerial drone shot over a misty pine forest, a winding river catching the first sun",
+    "Close-up of rain drops on a neon-lit Tokyo street at night, shallow depth of field",
+    "A paper boat drifts down a stream in spring, macro lens, petals floating past",
+)
+
+# What each frame is for, in a word, for the aspect-ratio picker.
+RATIO_HINTS = {
+    "21:9": "Cinema",
+    "16:9": "Widescreen",
+    "9:16": "Stories",
+    "4:3": "Classic",
+    "1:1": "Square",
+    "3:4": "Portrait",
+}
+RATIO_BOX = 44  # px: the longer side of each little frame in the picker
+
+
+def _ratio(value: str) -> tuple[int, int]:
+    w, h = value.split(":")
+    return int(w), int(h)
+
+
+def _ratio_choices() -> list[dict]:
+    choices = []
+    for value in ASPECT_RATIOS:
+        w, h = _ratio(value)
+        scale = RATIO_BOX / max(w, h)
+        size = {"width": round(w * scale), "height": round(h * scale)}
+        choices.append({"value": value, "hint": RATIO_HINTS[value], **size})
+    return choices
+
+
+def _mode_choices() -> list[dict]:
+    rates = price_list()["cents_per_second"]
+    choices = []
+    for mode in MODES:
+        title, _, line = MODE_LABELS[mode].partition(" — ")
+        choices.append({"value": mode, "title": title, "line": line, "rate": format_usd(rates[mode])})
+    return choices
+
+
+def duration_text(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+# --- Home ----------------------------------------------------------------------------------
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    prices = price_list()
+    rates = prices["cents_per_second"]
+    default = prices["duration"]["default"]
+    context = {
+        "prices": [
+            {
+                "mode": mode,
+                "title": MODE_LABELS[mode].partition(" — ")[0],
+                "line": MODE_LABELS[mode].partition(" — ")[2],
+                "per_second": format_usd(rates[mode]),
+                "example": f"{default} s = {format_usd(quote(mode, default).cost_cents)}",
+            }
+            for mode in MODES
+        ],
+        "items": [_tile(request, g, public=True) for g in explore_generations()[:HOME_SHOWCASE]],
+    }
+    return render(request, "home.html", context)
+
+
+# --- Generate ------------------------------------------------------------------------------
+
+
+def _idempotency_key(raw: str | None) -> str | None:
+    raw = (raw or "").strip()
+    return raw if 0 < len(raw) <= IDEMPOTENCY_KEY_MAX else None
+
+
+def _chosen(form: GenerationForm) -> dict:
+    """The settings the page shows as selected: what was posted if valid, else the defaults."""
+    source = form.data if form.is_bound else form.initial
+    mode = source.get("mode") if source.get("mode") in MODES else DEFAULT_MODE
+    aspect_ratio = source.get("aspect_ratio")
+    if aspect_ratio not in ASPECT_RATIOS:
+        aspect_ratio = DEFAULT_ASPECT_RATIO
+    try:
+        duration = int(source.get("duration"))
+    except (TypeError, ValueError):
+        duration = DEFAULT_DURATION
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        duration = DEFAULT_DURATION
+    return {"mode": mode, "duration": duration, "aspect_ratio": aspect_ratio}
+
+
+def _quote_context(*, mode: str, duration: int, balance_cents: int) -> dict:
+    price = quote(mode, duration)
+    after = balance_cents - price.cost_cents
+    return {
+        "text": (
+            f"{duration} s × {format_usd(price.cents_per_second)} = {format_usd(price.cost_cents)}"
+            f" · balance after: {format_usd(after)}"
+        ),
+        "cost": format_usd(price.cost_cents),
+        "short": format_usd(-after) if after < 0 else None,
+    }
+
+
+def _initial_from_query(query: dict) -> dict:
+    """ "Generate again" links and example prompts prefill the form; anything odd is dropped."""
+    initial: dict = {}
+    if query.get("prompt"):
+        initial["prompt"] = query["prompt"][:PROMPT_MAX]
+    if query.get("mode") in MODES:
+        initial["mode"] = query["mode"]
+    if query.get("aspect_ratio") in ASPECT_RATIOS:
+        initial["aspect_ratio"] = query["aspect_ratio"]
+    if (query.get("duration") or "").isdigit() and MIN_DURATION <= int(query["duration"]) <= MAX_DURATION:
+        initial["duration"] = int(query["duration"])
+    return initial
+
+
+@never_cache  # Back/forward must fetch a fresh idempotency key, not replay the last one.
+@login_required
+def generate(request: HttpRequest) -> HttpResponse:
+    short_of_credits = False
+    if request.method == "POST":
+        form = GenerationForm(request.POST)
+        key = _idempotency_key(request.POST.get("idempotency_key"))
+        if form.is_valid():
+            try:
+                generation, created = generation_create(
+                    user=request.user, idempotency_key=key, **form.cleaned_data
+                )
+            except UpstreamUnconfigured as exc:
+                form.add_error(None, exc.message)
+            except TooManyActive as exc:
+                form.add_error(None, str(exc))
+            except InsufficientCredits as exc:
+                short_of_credits = True
+                form.add_error(
+                    None,
+                    f"This video costs {format_usd(exc.needed_cents)} but your balance is "
+                    f"{format_usd(exc.balance_cents)}.",
+                )
+            else:
+                if created:
+                    messages.success(
+                        request,
+                        f"Your video is on its way. {format_usd(generation.cost_cents)} is held for it "
+                        "and comes back if it cannot be made.",
+                    )
+                else:
+                    messages.info(
+                        request,
+                        "This form was already sent: here is the video it started. Nothing more was charged.",
+                    )
+                return redirect("generation_detail", generation_id=generation.pk)
+        key = key or str(uuid.uuid4())
+    else:
+        form = GenerationForm(initial=_initial_from_query(request.GET))
+        key = str(uuid.uuid4())
+    chosen = _chosen(form)
+    prompt_attrs = {"aria-describedby": "prompt-help prompt-count", "placeholder": EXAMPLE_PROMPTS[0]}
+    if form["prompt"].errors:
+        prompt_attrs["aria-describedby"] += " prompt-error"
+        prompt_attrs["aria-invalid"] = "true"
+    form.fields["prompt"].widget.attrs.update(prompt_attrs)
+    balance = request.user.balance_cents
+    context = {
+        "form": form,
+        "idempotency_key": key,
+        "chosen": chosen,
+        "modes": _mode_choices(),
+        "ratios": _ratio_choices(),
+        "duration_range": {"min": MIN_DURATION, "max": MAX_DURATION},
+        "examples": [{"text": text, "href": "?" + urlencode({"prompt": text})} for text in EXAMPLE_PROMPTS],
+        "quote": _quote_context(mode=chosen["mode"], duration=chosen["duration"], balance_cents=balance),
+        # The numbers the page's script needs to recompute the quote exactly as `quote` does.
+        "pricing": {"cents_per_second": price_list()["cents_per_second"], "balance_cents": balance},
+        "short_of_credits": short_of_credits,
+        "prompt_max": PROMPT_MAX,
+        "prompt_length": len(form["prompt"].value() or ""),
+    }
+    return render(request, "generations/generate.html", context)
+
+
+# --- One generation --------------------------------------------------------------------------
+
+
+def _again_url(generation: Generation) -> str:
+    params = {
+        "prompt": generation.prompt,
+        "mode": generation.mode,
+        "duration": generation.duration,
+        "aspect_ratio": generation.aspect_ratio,
+    }
+    return reverse("generate") + "?" + urlencode(params)
+
+
+def _poster_url(generation: Generation) -> str | None:
+    return reverse("generation_poster", args=[generation.pk]) if generation.poster else None
+
+
+def _generation_context(request: HttpRequest, generation: Generation) -> dict:
+    now = timezone.now()
+    finished = generation.is_finished
+    elapsed = ((generation.finished_at or now) if finished else now) - generation.created_at
+    estimate = None
+    if not finished:
+        estimate = generation_estimate_seconds(mode=generation.mode, duration=generation.duration)
+    share_url = None
+    if generation.shared and generation.share_slug:
+        share_url = request.build_absolute_uri(reverse("shared_video", args=[generation.share_slug]))
+    w, h = _ratio(generation.aspect_ratio)
+    return {
+        "generation": generation,
+        "status": generation.public_status,
+        "video_url": video_url(request, generation),
+        "poster_url": _poster_url(generation),
+        "elapsed_seconds": int(elapsed.total_seconds()),
+        "elapsed": duration_text(elapsed.total_seconds()),
+        "estimate_seconds": estimate,
+        "estimate": duration_text(estimate) if estimate else None,
+        "cost": format_usd(generation.cost_cents),
+        "rate": format_usd(generation.cents_per_second),
+        "mode_title": MODE_LABELS.get(generation.mode, generation.mode).partition(" — ")[0],
+        "share_url": share_url,
+        "again_url": _again_url(generation),
+        "ratio_w": w,
+        "ratio_h": h,
+        "download_name": f"seedance-{generation.pk}.mp4",
+    }
+
+
+@login_required
+def generation_detail(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    generation = generation_for_user(user=request.user, generation_id=generation_id)
+    return render(request, "generations/detail.html", _generation_context(request, generation))
+
+
+@login_required
+def generation_status(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    """The fragment the generation page polls. While nothing has changed it answers 204, which
+    htmx leaves alone (the elapsed clock ticks in the browser); once finished it sends the
+    status without a trigger, so polling stops, plus the player, actions and balance."""
+    generation = generation_for_user(user=request.user, generation_id=generation_id)
+    if not generation.is_finished and request.GET.get("seen") == generation.public_status:
+        return HttpResponse(status=204)
+    context = {**_generation_context(request, generation), "oob": True}
+    return render(request, "generations/_status_update.html", context)
+
+
+def generation_poster(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    generation = generation_visible_to(user=request.user, generation_id=generation_id)
+    if not generation.poster:
+        raise Http404("This video has no poster yet.")
+    if not hasattr(default_storage, "path"):
+        return HttpResponseRedirect(default_storage.url(generation.poster.name))
+    try:
+        handle = default_storage.open(generation.poster.name, "rb")
+    except FileNotFoundError:
+        raise Http404("No such poster.") from None
+    response = FileResponse(handle, content_type="image/jpeg")
+    # Private and short-lived: unsharing should hide the poster too, soon.
+    response["Cache-Control"] = "private, max-age=300"
+    return response
+
+
+@login_required
+@require_POST
+def generation_share(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    generation = generation_for_user(user=request.user, generation_id=generation_id)
+    shared = request.POST.get("shared") == "1"
+    if shared and generation.status != Generation.Status.SUCCEEDED:
+        messages.error(request, "Only a finished video can be shared.")
+    elif shared:
+        generation_set_share(generation=generation, shared=True)
+        messages.success(request, "Shared. Anyone with the link can watch it, and it is listed on Explore.")
+    else:
+        generation_set_share(generation=generation, shared=False)
+        messages.success(request, "No longer shared. The public link now shows “not found”.")
+    return redirect("generation_detail", generation_id=generation.pk)
+
+
+@login_required
+@require_POST
+def generation_remove(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    generation = generation_for_user(user=request.user, generation_id=generation_id)
+    try:
+        generation_delete(generation=generation)
+    except GenerationUnfinished as exc:
+        messages.error(request, exc.message)
+        return redirect("generation_detail", generation_id=generation.pk)
+    messages.success(request, "The video was deleted.")
+    return redirect("gallery")
+
+
+# --- Grids: gallery, explore, shared pages -----------------------------------------------------
+
+
+def _tile(request: HttpRequest, generation: Generation, *, public: bool) -> dict:
+    """What one grid tile needs; built from the loaded row alone, so a page of tiles costs no
+    extra queries."""
+    href = (
+        reverse("shared_video", args=[generation.share_slug])
+        if public
+        else reverse("generation_detail", args=[generation.pk])
+    )
+    return {
+        "generation": generation,
+        "status": generation.public_status,
+        "href": href,
+        "poster_url": _poster_url(generation),
+        "video_url": video_url(request, generation),
+        "owner": generation.user.username if public else None,
+    }
+
+
+def _page(request: HttpRequest, queryset) -> Page:
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _gallery_filters(query: dict) -> dict:
+    """Filters from the query string; an unknown value means "any", never an error page."""
+    return {
+        "status": query.get("status") if query.get("status") in PUBLIC_STATUSES else None,
+        "mode": query.get("mode") if query.get("mode") in MODES else None,
+        "aspect_ratio": query.get("aspect_ratio") if query.get("aspect_ratio") in ASPECT_RATIOS else None,
+        "q": (query.get("q") or "").strip() or None,
+    }
+
+
+@login_required
+def gallery(request: HttpRequest) -> HttpResponse:
+    filters = _gallery_filters(request.GET)
+    page = _page(request, gallery_generations(user=request.user, **filters))
+    context = {
+        "page": page,
+        "items": [_tile(request, g, public=False) for g in page],
+        "filters": filters,
+        "filtered": any(filters.values()),
+        "statuses": list(PUBLIC_STATUSES),
+        "modes": _mode_choices(),
+        "ratios": ASPECT_RATIOS,
+    }
+    return render(request, "generations/gallery.html", context)
+
+
+def explore(request: HttpRequest) -> HttpResponse:
+    q = (request.GET.get("q") or "").strip() or None
+    page = _page(request, explore_generations(q=q))
+    context = {"page": page, "items": [_tile(request, g, public=True) for g in page], "q": q}
+    return render(request, "generations/explore.html", context)
+
+
+def shared_video(request: HttpRequest, slug: str) -> HttpResponse:
+    generation = shared_generation(slug=slug)
+    poster = _poster_url(generation)
+    w, h = _ratio(generation.aspect_ratio)
+    context = {
+        "generation": generation,
+        "owner": generation.user.username,
+        "video_url": video_url(request, generation),
+        "poster_url": poster,
+        "poster_absolute": request.build_absolute_uri(poster) if poster else None,
+        "page_url": request.build_absolute_uri(),
+        "mode_title": MODE_LABELS.get(generation.mode, generation.mode).partition(" — ")[0],
+        "is_owner": request.user.is_authenticated and request.user.pk == generation.user_id,
+        "ratio_w": w,
+        "ratio_h": h,
+    }
+    response = render(request, "generations/shared.html", context)
+    # Unsharing must take effect at once, so no shared cache may keep a copy.
+    response["Cache-Control"] = "no-cache, private"
+    return response

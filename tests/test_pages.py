@@ -1,0 +1,642 @@
+"""The web portal through Django's test client: every page and form, who may see what, and the
+number of queries the grids make."""
+
+import re
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from accounts.models import CreditEntry, User
+from generations.models import Generation
+from generations.pricing import quote
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+Status = Generation.Status
+
+
+def make_generation(
+    user: User,
+    *,
+    status: str = Status.SUCCEEDED,
+    prompt: str = "A red fox trots through fresh snow",
+    mode: str = "std",
+    duration: int = 5,
+    aspect_ratio: str = "16:9",
+    shared: bool = False,
+    **extra,
+) -> Generation:
+    """A row as the pipeline leaves it, written directly: these tests are about pages."""
+    price = quote(mode, duration)
+    now = timezone.now()
+    fields = {
+        "user": user,
+        "prompt": prompt,
+        "mode": mode,
+        "duration": duration,
+        "aspect_ratio": aspect_ratio,
+        "cost_cents": price.cost_cents,
+        "cents_per_second": price.cents_per_second,
+        "status": status,
+        "deadline_at": now + timedelta(minutes=30),
+        "shared": shared,
+        "share_slug": uuid.uuid4().hex[:11] if shared else None,
+    }
+    if status in Generation.FINISHED:
+        fields["finished_at"] = now
+    if status == Status.SUCCEEDED:
+        fields.setdefault("video", f"videos/test/{uuid.uuid4()}.mp4")
+    if status == Status.FAILED:
+        fields["error"] = "The video service could not make this video. Your credits have been returned."
+    fields.update(extra)
+    return Generation.objects.create(**fields)
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"
+
+
+def with_files(generation: Generation) -> Generation:
+    generation.video = default_storage.save(
+        f"videos/t/{generation.pk}.mp4", ContentFile(b"\0\0\0\x18ftypmp42")
+    )
+    generation.poster = default_storage.save(
+        f"posters/t/{generation.pk}.jpg", ContentFile(b"\xff\xd8\xff\xe0jpeg")
+    )
+    generation.save(update_fields=["video", "poster"])
+    return generation
+
+
+def text(response) -> str:
+    return response.content.decode()
+
+
+def idempotency_key(response) -> str:
+    return re.search(r'name="idempotency_key" value="([^"]+)"', text(response)).group(1)
+
+
+# --- Layout -------------------------------------------------------------------------------
+
+
+def test_the_layout_has_nav_balance_account_menu_and_marks_the_current_page(alice):
+    response = client_for(alice).get("/generate/")
+    html = text(response)
+    for label, href in (("Generate", "/generate/"), ("Gallery", "/gallery/"), ("Explore", "/explore/")):
+        assert f'href="{href}"' in html and f">{label}</a>" in html
+    assert 'href="/billing/"' in html
+    assert re.search(r'href="/generate/"\s+aria-current="page"', html)
+    assert not re.search(r'href="/gallery/"\s+aria-current="page"', html)
+    assert 'id="balance"' in html and "$100.00" in html  # alice has 10,000 credits
+    assert 'action="/accounts/logout/"' in html and 'method="post"' in html
+    assert 'href="/accounts/"' in html
+    assert "htmx" in html  # the script is served from our own static files
+    assert "https://unpkg.com" not in html and "cdn" not in html.lower()
+
+
+def test_anonymous_visitors_see_log_in_and_sign_up(db):
+    html = text(Client().get("/"))
+    assert 'href="/accounts/login/"' in html and 'href="/accounts/signup/"' in html
+    assert 'id="balance"' not in html and 'href="/gallery/"' not in html
+
+
+def test_flash_messages_are_shown(alice, settings):
+    settings.SHORTAPI_KEY = "x"
+    client = client_for(alice)
+    response = client.post("/generate/", {"prompt": "A fox", "idempotency_key": "k1"}, follow=True)
+    assert "Your video is on its way" in text(response)
+
+
+def test_unknown_pages_get_the_friendly_404(alice):
+    response = client_for(alice).get("/no-such-page/")
+    assert response.status_code == 404
+    html = text(response)
+    assert "Nothing here" in html and 'href="/gallery/"' in html and "site-header" in html
+
+
+def test_the_500_page_renders_without_any_context():
+    from django.template.loader import render_to_string
+
+    html = render_to_string("500.html")
+    assert "Something went wrong" in html and "/static/css/app.css" in html
+
+
+# --- Home ----------------------------------------------------------------------------------
+
+
+def test_home_explains_prices_and_shows_the_newest_shared_videos(alice, bob):
+    make_generation(bob, prompt="Shared lighthouse at dusk", shared=True)
+    make_generation(bob, prompt="Private garden secret")
+    make_generation(bob, prompt="Queued shared thing", status=Status.QUEUED, shared=True)
+    html = text(Client().get("/"))
+    assert "$0.24" in html and "$0.20" in html and "per second" in html
+    assert "5 s = $1.20" in html
+    assert "Shared lighthouse at dusk" in html and "@bob" in html
+    assert "Private garden secret" not in html and "Queued shared thing" not in html
+    assert "Sign up" in html
+    assert 'href="/generate/"' in text(client_for(alice).get("/"))
+
+
+# --- Generate ------------------------------------------------------------------------------
+
+
+def test_generate_requires_login():
+    response = Client().get("/generate/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/?next=/generate/")
+
+
+def test_generate_page_shows_the_quote_the_pickers_and_a_fresh_key(alice):
+    response = client_for(alice).get("/generate/")
+    assert response.status_code == 200
+    html = text(response)
+    assert "5 s × $0.24 = $1.20 · balance after: $98.80" in html
+    uuid.UUID(idempotency_key(response))
+    assert idempotency_key(client_for(alice).get("/generate/")) != idempotency_key(response)
+    assert "no-store" in response["Cache-Control"] or "no-cache" in response["Cache-Control"]
+    for ratio in ("21:9", "16:9", "9:16", "4:3", "1:1", "3:4"):
+        assert f'name="aspect_ratio" value="{ratio}"' in html
+    assert 'name="aspect_ratio" value="16:9" checked' in html
+    assert 'name="mode" value="std" checked' in html
+    assert "quicker and cheaper" in html.lower() and "best motion" in html.lower()
+    assert 'type="range" name="duration"' in html and 'min="4" max="15"' in html
+    assert '"cents_per_second": {"std": 24, "fast": 20}' in html and '"balance_cents": 10000' in html
+    assert html.count('class="example"') >= 3
+    assert 'maxlength="2000"' in html and "/ 2,000 characters" in html
+
+
+def test_generate_page_prefills_from_the_query_and_quotes_it(alice):
+    response = client_for(alice).get("/generate/?prompt=A+paper+boat&mode=fast&duration=8&aspect_ratio=9:16")
+    html = text(response)
+    assert "A paper boat</textarea>" in html
+    assert 'value="fast" checked' in html and 'value="9:16" checked' in html and 'value="8"' in html
+    assert "8 s × $0.20 = $1.60 · balance after: $98.40" in html
+
+
+def test_generate_page_ignores_nonsense_in_the_query(alice):
+    html = text(client_for(alice).get("/generate/?mode=turbo&duration=99&aspect_ratio=2:1"))
+    assert "5 s × $0.24 = $1.20" in html and 'value="std" checked' in html
+
+
+def test_generate_shows_field_errors_and_creates_nothing(alice, settings):
+    settings.SHORTAPI_KEY = "x"
+    client = client_for(alice)
+    response = client.post("/generate/", {"prompt": "   ", "duration": "3", "idempotency_key": "k"})
+    html = text(response)
+    assert response.status_code == 200
+    assert "Write a prompt: describe the video you want." in html
+    assert "Duration must be between 4 and 15 seconds." in html
+    assert 'aria-invalid="true"' in html
+    response = client.post(
+        "/generate/", {"prompt": "x", "mode": "turbo", "aspect_ratio": "2:1", "idempotency_key": "k"}
+    )
+    html = text(response)
+    assert "Mode must be “std” or “fast”." in html
+    assert "Aspect ratio must be one of 21:9, 16:9, 9:16, 4:3, 1:1, 3:4." in html
+    response = client.post("/generate/", {"prompt": "x" * 2001, "idempotency_key": "k"})
+    assert "The prompt must be at most 2,000 characters." in text(response)
+    assert idempotency_key(response) == "k"  # the same form keeps its key
+    assert not Generation.objects.exists()
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_000
+
+
+def test_generate_creates_charges_and_redirects_to_the_generation(alice, settings):
+    settings.SHORTAPI_KEY = "x"
+    response = client_for(alice).post(
+        "/generate/",
+        {"prompt": "A fox", "mode": "fast", "duration": "6", "aspect_ratio": "1:1", "idempotency_key": "k1"},
+    )
+    generation = Generation.objects.get()
+    assert response.status_code == 302 and response["Location"] == f"/generations/{generation.pk}/"
+    assert (generation.mode, generation.duration, generation.aspect_ratio) == ("fast", 6, "1:1")
+    assert generation.cost_cents == 120 and generation.idempotency_key == "k1"
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_000 - 120
+
+
+def test_a_double_submit_with_the_same_key_charges_once(alice, settings):
+    settings.SHORTAPI_KEY = "x"
+    client = client_for(alice)
+    key = idempotency_key(client.get("/generate/"))
+    form = {"prompt": "A fox", "duration": "5", "idempotency_key": key}
+    first = client.post("/generate/", form)
+    second = client.post("/generate/", form, follow=True)
+    generation = Generation.objects.get()
+    assert first["Location"] == second.redirect_chain[-1][0] == f"/generations/{generation.pk}/"
+    assert "Nothing more was charged" in text(second)
+    assert CreditEntry.objects.filter(user=alice, kind="charge").count() == 1
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_000 - 120
+    # A new copy of the form (a new key) is a new video.
+    client.post("/generate/", {**form, "idempotency_key": idempotency_key(client.get("/generate/"))})
+    assert Generation.objects.count() == 2
+
+
+def test_a_short_balance_says_so_and_links_to_billing(carol, settings):
+    settings.SHORTAPI_KEY = "x"
+    client = client_for(carol)
+    html = text(client.get("/generate/"))
+    assert "balance after: -$1.20" in html
+    assert re.search(r'id="short-warning"\s*>', html)  # shown, not hidden
+    response = client.post("/generate/", {"prompt": "A fox", "duration": "5", "idempotency_key": "k"})
+    html = text(response)
+    assert "This video costs $1.20 but your balance is $0.00." in html
+    assert 'href="/billing/"' in html and "Top up" in html
+    assert not Generation.objects.exists() and not CreditEntry.objects.filter(user=carol).exists()
+
+
+def test_enough_balance_hides_the_short_warning(alice):
+    assert re.search(r'id="short-warning"\s+hidden', text(client_for(alice).get("/generate/")))
+
+
+def test_an_unconfigured_upstream_is_a_form_error(alice, settings):
+    settings.SHORTAPI_KEY = ""
+    response = client_for(alice).post("/generate/", {"prompt": "A fox", "idempotency_key": "k"})
+    assert response.status_code == 200
+    assert "not configured on this server yet" in text(response)
+    assert not Generation.objects.exists()
+
+
+def test_too_many_active_generations_is_a_form_error(alice, settings):
+    settings.SHORTAPI_KEY = "x"
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 2
+    for _ in range(2):
+        make_generation(alice, status=Status.RUNNING)
+    response = client_for(alice).post("/generate/", {"prompt": "A fox", "idempotency_key": "k"})
+    assert "You already have 2 videos in progress" in text(response)
+    assert Generation.objects.count() == 2
+
+
+def test_csrf_is_enforced_on_the_generate_form(alice, settings):
+    settings.SHORTAPI_KEY = "x"
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    response = client.post("/generate/", {"prompt": "A fox", "idempotency_key": "k"})
+    assert response.status_code == 403
+    assert not Generation.objects.exists()
+    # With the token from the page it goes through.
+    page = client.get("/generate/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', text(page)).group(1)
+    response = client.post(
+        "/generate/", {"prompt": "A fox", "idempotency_key": "k", "csrfmiddlewaretoken": token}
+    )
+    assert response.status_code == 302 and Generation.objects.count() == 1
+
+
+# --- One generation ---------------------------------------------------------------------------
+
+
+def test_a_queued_generation_polls_for_its_status(alice):
+    generation = make_generation(alice, status=Status.SUBMITTING)
+    response = client_for(alice).get(f"/generations/{generation.pk}/")
+    html = text(response)
+    assert response.status_code == 200
+    assert f'hx-get="/generations/{generation.pk}/status/?seen=queued"' in html
+    assert 'hx-trigger="every 2s"' in html
+    assert "Queued" in html and "so far" in html
+    assert "<video" not in html
+    assert '<meta http-equiv="refresh"' in html  # inside <noscript>: the page still updates without JS
+    assert "Most videos take a minute or two" in html  # no history to estimate from yet
+
+
+def test_the_estimate_comes_from_recent_similar_generations(alice, bob):
+    start = timezone.now() - timedelta(hours=1)
+    for seconds in (50, 70, 90):
+        g = make_generation(bob, mode="fast", duration=8)
+        Generation.objects.filter(pk=g.pk).update(
+            created_at=start, finished_at=start + timedelta(seconds=seconds)
+        )
+    make_generation(bob, mode="std", duration=8)  # another mode: not counted
+    generation = make_generation(alice, status=Status.RUNNING, mode="fast", duration=8)
+    html = text(client_for(alice).get(f"/generations/{generation.pk}/"))
+    assert "usually take about 1 min 10 s" in html
+    assert '<progress max="70"' in html
+
+
+def test_the_status_fragment_is_204_until_something_changes(alice):
+    generation = make_generation(alice, status=Status.RUNNING)
+    client = client_for(alice)
+    url = f"/generations/{generation.pk}/status/"
+    assert client.get(url + "?seen=running", headers={"HX-Request": "true"}).status_code == 204
+    response = client.get(url + "?seen=queued", headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    html = text(response)
+    assert 'hx-trigger="every 2s"' in html and "?seen=running" in html
+    assert "hx-swap-oob" not in html  # nothing else changes until it finishes
+
+
+def test_a_finished_generation_stops_polling_and_swaps_in_the_player(alice):
+    generation = make_generation(alice, status=Status.RUNNING)
+    client = client_for(alice)
+    url = f"/generations/{generation.pk}/status/?seen=running"
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.SUCCEEDED, finished_at=timezone.now(), video="videos/t/x.mp4"
+    )
+    html = text(client.get(url, headers={"HX-Request": "true"}))
+    assert "hx-trigger" not in html and "hx-get" not in html
+    assert 'id="player" class="player-region" hx-swap-oob="true"' in html
+    assert "<video controls loop playsinline" in html and "/videos/" in html
+    assert 'id="actions"' in html and 'id="balance"' in html and "Share publicly" in html
+
+
+def test_a_succeeded_generation_shows_video_download_settings_cost_and_actions(alice, media):
+    generation = with_files(
+        make_generation(alice, prompt="A paper boat", mode="fast", duration=6, aspect_ratio="9:16")
+    )
+    html = text(client_for(alice).get(f"/generations/{generation.pk}/"))
+    assert "hx-trigger" not in html
+    video_src = re.search(r'<video controls loop playsinline[^>]* src="([^"]+)"', html).group(1)
+    assert video_src.startswith("http://testserver/videos/") and video_src.endswith(".mp4")
+    assert f'poster="/generations/{generation.pk}/poster.jpg"' in html
+    assert 'download="seedance-' in html and "Download MP4" in html
+    assert "6 s × $0.20 = <strong>$1.20</strong>" in html
+    assert "Fast" in html and "9:16" in html and "A paper boat" in html
+    again = "/generate/?prompt=A+paper+boat&amp;mode=fast&amp;duration=6&amp;aspect_ratio=9%3A16"
+    assert again in html and "Generate again with these settings" in html
+    assert "Share publicly" in html and "Delete for good" in html and "is not returned" in html
+    # The signed link plays without a session.
+    assert Client().get(video_src.removeprefix("http://testserver")).status_code == 200
+
+
+def test_a_failed_generation_says_why_and_that_the_credits_came_back(alice):
+    generation = make_generation(
+        alice, status=Status.FAILED, error="The video service turned this request down."
+    )
+    html = text(client_for(alice).get(f"/generations/{generation.pk}/"))
+    assert "The video service turned this request down." in html
+    assert "Your credits came back" in html and "$1.20" in html
+    assert "<video" not in html and "Share publicly" not in html and "Delete for good" in html
+
+
+def test_another_users_generation_pages_are_404(alice, bob, media):
+    generation = with_files(make_generation(bob))
+    client = client_for(alice)
+    for path in ("", "status/", "poster.jpg"):
+        assert client.get(f"/generations/{generation.pk}/{path}").status_code == 404
+    assert client.post(f"/generations/{generation.pk}/share/", {"shared": "1"}).status_code == 404
+    assert client.post(f"/generations/{generation.pk}/delete/").status_code == 404
+    generation.refresh_from_db()
+    assert not generation.shared and default_storage.exists(generation.video.name)
+    assert client.get(f"/generations/{uuid.uuid4()}/").status_code == 404
+
+
+def test_anonymous_users_are_sent_to_log_in(bob):
+    generation = make_generation(bob)
+    client = Client()
+    for path in ("/gallery/", f"/generations/{generation.pk}/", f"/generations/{generation.pk}/status/"):
+        response = client.get(path)
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), path
+    for path in (f"/generations/{generation.pk}/share/", f"/generations/{generation.pk}/delete/"):
+        response = client.post(path, {"shared": "1"})
+        assert response.status_code == 302 and response["Location"].startswith("/accounts/login/"), path
+    assert Generation.objects.filter(pk=generation.pk, shared=False).exists()
+
+
+# --- Posters, sharing, deleting ------------------------------------------------------------------
+
+
+def test_posters_are_served_to_the_owner_and_to_everyone_once_shared(alice, bob, media):
+    generation = with_files(make_generation(alice))
+    url = f"/generations/{generation.pk}/poster.jpg"
+    response = client_for(alice).get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert b"".join(response.streaming_content).startswith(b"\xff\xd8")
+    assert Client().get(url).status_code == 404 and client_for(bob).get(url).status_code == 404
+    Generation.objects.filter(pk=generation.pk).update(shared=True, share_slug="abc")
+    assert Client().get(url).status_code == 200 and client_for(bob).get(url).status_code == 200
+
+
+def test_a_generation_without_a_poster_has_none(alice):
+    generation = make_generation(alice)
+    assert client_for(alice).get(f"/generations/{generation.pk}/poster.jpg").status_code == 404
+
+
+def test_sharing_makes_a_public_page_with_open_graph_tags_and_unsharing_hides_it(alice, media):
+    generation = with_files(make_generation(alice, prompt="Neon rain in Tokyo"))
+    client = client_for(alice)
+    response = client.post(f"/generations/{generation.pk}/share/", {"shared": "1"}, follow=True)
+    generation.refresh_from_db()
+    assert generation.shared and generation.share_slug
+    public = f"http://testserver/v/{generation.share_slug}/"
+    html = text(response)
+    assert f'value="{public}"' in html and "data-copy" in html and "Stop sharing" in html
+
+    html = text(Client().get(f"/v/{generation.share_slug}/"))
+    assert '<meta property="og:type" content="video.other">' in html
+    assert '<meta property="og:title" content="Neon rain in Tokyo">' in html
+    assert f'<meta property="og:url" content="{public}">' in html
+    og_video = re.search(r'<meta property="og:video" content="([^"]+)">', html).group(1)
+    assert og_video.startswith("http://testserver/videos/")
+    assert Client().get(og_video.removeprefix("http://testserver")).status_code == 200
+    assert (
+        f'<meta property="og:image" content="http://testserver/generations/{generation.pk}/poster.jpg">'
+        in html
+    )
+    assert "@alice" in html and "alice@example.com" not in html
+
+    client.post(f"/generations/{generation.pk}/share/", {"shared": "0"})
+    assert Client().get(f"/v/{generation.share_slug}/").status_code == 404
+    assert Client().get(f"/generations/{generation.pk}/poster.jpg").status_code == 404
+
+
+def test_an_unfinished_generation_cannot_be_shared(alice):
+    generation = make_generation(alice, status=Status.RUNNING)
+    response = client_for(alice).post(f"/generations/{generation.pk}/share/", {"shared": "1"}, follow=True)
+    assert "Only a finished video can be shared." in text(response)
+    generation.refresh_from_db()
+    assert not generation.shared
+
+
+def test_share_and_delete_only_take_posts(alice):
+    generation = make_generation(alice)
+    client = client_for(alice)
+    assert client.get(f"/generations/{generation.pk}/share/").status_code == 405
+    assert client.get(f"/generations/{generation.pk}/delete/").status_code == 405
+
+
+def test_deleting_removes_the_row_and_the_files_and_keeps_the_charge(
+    alice, media, django_capture_on_commit_callbacks
+):
+    generation = with_files(make_generation(alice, shared=True))
+    alice_balance = User.objects.get(pk=alice.pk).balance_cents
+    video, poster = generation.video.name, generation.poster.name
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(alice).post(f"/generations/{generation.pk}/delete/", follow=True)
+    assert response.redirect_chain[-1][0] == "/gallery/"
+    assert "The video was deleted." in text(response)
+    assert not Generation.objects.filter(pk=generation.pk).exists()
+    assert not default_storage.exists(video) and not default_storage.exists(poster)
+    assert User.objects.get(pk=alice.pk).balance_cents == alice_balance
+    assert Client().get(f"/v/{generation.share_slug}/").status_code == 404
+
+
+def test_an_unfinished_generation_cannot_be_deleted(alice):
+    generation = make_generation(alice, status=Status.QUEUED)
+    response = client_for(alice).post(f"/generations/{generation.pk}/delete/", follow=True)
+    assert "still being made" in text(response)
+    assert Generation.objects.filter(pk=generation.pk).exists()
+
+
+# --- Gallery ------------------------------------------------------------------------------------
+
+
+def test_the_gallery_lists_my_generations_newest_first_with_badges(alice, bob):
+    old = make_generation(alice, prompt="Oldest fox")
+    Generation.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=1))
+    make_generation(alice, prompt="Running owl", status=Status.RUNNING)
+    make_generation(alice, prompt="Failed whale", status=Status.FAILED)
+    make_generation(bob, prompt="Bob's secret")
+    html = text(client_for(alice).get("/gallery/"))
+    assert html.index("Failed whale") < html.index("Running owl") < html.index("Oldest fox")
+    assert "Bob&#x27;s secret" not in html and "Bob's secret" not in html
+    assert ">Running</span>" in html and ">Failed</span>" in html
+    assert "3 videos" in html
+
+
+def test_the_gallery_filters_by_status_mode_ratio_and_prompt(alice):
+    make_generation(alice, prompt="Fox std wide", mode="std", aspect_ratio="16:9")
+    make_generation(alice, prompt="Fox fast tall", mode="fast", aspect_ratio="9:16")
+    make_generation(
+        alice, prompt="Owl fast tall running", mode="fast", aspect_ratio="9:16", status=Status.FETCHING
+    )
+    client = client_for(alice)
+
+    def shown(query: str) -> set[str]:
+        html = text(client.get("/gallery/?" + query))
+        return {p for p in ("Fox std wide", "Fox fast tall", "Owl fast tall running") if p in html}
+
+    assert shown("mode=fast") == {"Fox fast tall", "Owl fast tall running"}
+    assert shown("status=running") == {"Owl fast tall running"}
+    assert shown("aspect_ratio=16:9") == {"Fox std wide"}
+    assert shown("q=fox") == {"Fox std wide", "Fox fast tall"}
+    assert shown("q=fox&mode=fast&aspect_ratio=9:16&status=succeeded") == {"Fox fast tall"}
+    assert shown("status=bogus&mode=turbo") == {"Fox std wide", "Fox fast tall", "Owl fast tall running"}
+    html = text(client.get("/gallery/?q=nothing-like-this"))
+    assert "Nothing matches these filters" in html and 'value="nothing-like-this"' in html
+
+
+def test_the_gallery_is_paginated_by_24(alice):
+    Generation.objects.bulk_create(bulk_generations(alice, 30))
+    client = client_for(alice)
+    first = text(client.get("/gallery/"))
+    assert first.count('<li class="tile') == 24 and "Page 1 of 2" in first
+    second = text(client.get("/gallery/?page=2&mode=std"))
+    # 15 std among 30: one page, so a page number past the end shows it.
+    assert second.count('<li class="tile') == 15 and "Page 1 of" not in second
+    last = text(client.get("/gallery/?page=2"))
+    assert last.count('<li class="tile') == 6 and 'href="?page=1"' in last
+
+
+def test_an_empty_gallery_invites_to_generate(alice):
+    html = text(client_for(alice).get("/gallery/"))
+    assert "No videos yet" in html and 'href="/generate/"' in html
+
+
+def bulk_generations(user: User, count: int, **extra) -> list[Generation]:
+    now = timezone.now()
+    statuses = [Status.SUCCEEDED, Status.RUNNING, Status.FAILED, Status.QUEUED]
+    rows = []
+    for i in range(count):
+        status = extra.get("status", statuses[i % len(statuses)])
+        mode = "std" if i % 2 == 0 else "fast"
+        rows.append(
+            Generation(
+                user=user,
+                prompt=f"Generation number {i}",
+                mode=mode,
+                duration=5,
+                aspect_ratio="16:9",
+                cost_cents=quote(mode, 5).cost_cents,
+                cents_per_second=quote(mode, 5).cents_per_second,
+                status=status,
+                deadline_at=now + timedelta(minutes=30),
+                finished_at=now if status in Generation.FINISHED else None,
+                video=f"videos/t/{i}.mp4" if status == Status.SUCCEEDED else "",
+                poster=f"posters/t/{i}.jpg" if status == Status.SUCCEEDED else "",
+                shared=extra.get("shared", False),
+                share_slug=uuid.uuid4().hex[:11] if extra.get("shared") else None,
+            )
+        )
+    return rows
+
+
+def count_queries(client: Client, path: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(path).status_code == 200
+    return len(queries)
+
+
+def test_the_gallery_makes_the_same_few_queries_for_5_or_500_generations(
+    alice, django_assert_max_num_queries
+):
+    client = client_for(alice)
+    Generation.objects.bulk_create(bulk_generations(alice, 5))
+    few = count_queries(client, "/gallery/")
+    Generation.objects.bulk_create(bulk_generations(alice, 495))
+    assert Generation.objects.filter(user=alice).count() == 500
+    with django_assert_max_num_queries(few):
+        response = client.get("/gallery/?page=3&q=number")
+    assert text(response).count('<li class="tile') == 24
+    assert count_queries(client, "/gallery/?status=succeeded&mode=std") == few
+    assert few <= 5  # session, user, count, page
+
+
+# --- Explore -------------------------------------------------------------------------------------
+
+
+def test_explore_shows_only_shared_finished_videos_with_the_owner_by_username(alice, bob):
+    make_generation(alice, prompt="Alice public fox", shared=True)
+    make_generation(bob, prompt="Bob public owl", shared=True)
+    make_generation(bob, prompt="Bob private whale")
+    make_generation(bob, prompt="Bob failed but shared", status=Status.FAILED, shared=True)
+    html = text(Client().get("/explore/"))
+    assert "Alice public fox" in html and "Bob public owl" in html
+    assert "Bob private whale" not in html and "Bob failed but shared" not in html
+    assert "@alice" in html and "@bob" in html
+    assert "@example.com" not in html
+    assert re.search(r'href="/v/[\w-]+/"', html)
+    html = text(Client().get("/explore/?q=owl"))
+    assert "Bob public owl" in html and "Alice public fox" not in html
+
+
+def test_explore_makes_the_same_few_queries_for_5_or_500_videos(django_assert_max_num_queries):
+    users = [make_user(f"maker{i}") for i in range(5)]
+    Generation.objects.bulk_create(bulk_generations(users[0], 5, status=Status.SUCCEEDED, shared=True))
+    client = Client()
+    few = count_queries(client, "/explore/")
+    for user in users:
+        Generation.objects.bulk_create(bulk_generations(user, 99, status=Status.SUCCEEDED, shared=True))
+    assert Generation.objects.filter(shared=True).count() == 500
+    with django_assert_max_num_queries(few):
+        response = client.get("/explore/?page=4")
+    html = text(response)
+    assert html.count('<li class="tile') == 24 and "@maker" in html
+    assert few <= 3  # count and page (no session for a visitor)
+
+
+def test_an_empty_explore_page_says_so(db):
+    assert "Nothing shared yet" in text(Client().get("/explore/"))
+
+
+# --- Account --------------------------------------------------------------------------------------
+
+
+def test_the_account_page_sits_in_the_new_layout(alice):
+    html = text(client_for(alice).get("/accounts/"))
+    assert "API tokens" in html and "Credit history" in html and "Change your password" in html
+    assert 'id="balance"' in html and re.search(r'href="/accounts/"\s+aria-current="page"', html)

@@ -100,3 +100,24 @@ class Generation(models.Model):
     @property
     def ledger_reference(self) -> str:
         return f"generation:{self.id}"
+
+
+class OperatorAction(models.Model):
+    """What an operator did by hand, and to what: the audit trail of the admin's actions."""
+
+    operator = models.CharField(max_length=150)
+    action = models.CharField(max_length=40)
+    generation = models.ForeignKey(
+        Generation, null=True, blank=True, on_delete=models.SET_NULL, related_name="operator_actions"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.operator}: {self.action}"

@@ -9,6 +9,7 @@ import time
 from datetime import UTC, datetime
 
 import django_rq
+from django.db import close_old_connections
 from rq import SimpleWorker as RQSimpleWorker
 from rq import Worker as RQWorker
 
@@ -37,4 +38,12 @@ class Worker(_SweeperMixin, RQWorker):
 
 
 class SimpleWorker(_SweeperMixin, RQSimpleWorker):
-    pass
+    """Runs jobs in the worker process itself: no fork per job, so no fresh database connection
+    per job. A long-lived process must drop connections that the database has closed."""
+
+    def execute_job(self, job, queue) -> None:  # type: ignore[no-untyped-def]
+        close_old_connections()
+        try:
+            super().execute_job(job, queue)
+        finally:
+            close_old_connections()

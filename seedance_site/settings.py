@@ -108,7 +108,11 @@ EMBEDDED_REDIS = not env_str("REDIS_URL")
 
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
 RQ_SHOW_ADMIN_LINK = True
-RQ = {"WORKER_CLASS": env_str("RQ_WORKER_CLASS", "generations.worker.Worker")}
+RQ = {
+    "WORKER_CLASS": env_str("RQ_WORKER_CLASS", "generations.worker.Worker"),
+    # A job is enqueued only once the transaction that made its row commits.
+    "COMMIT_MODE": "on_db_commit",
+}
 
 CACHES = {
     "default": {
@@ -210,6 +214,31 @@ VIDEO_URL_MAX_AGE_SECONDS = env_int("VIDEO_URL_MAX_AGE_SECONDS", 6 * 3600, minim
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE")
+STRIPE_CONNECT_TIMEOUT = env_float("STRIPE_CONNECT_TIMEOUT", 5.0, minimum=0.1)
+STRIPE_READ_TIMEOUT = env_float("STRIPE_READ_TIMEOUT", 20.0, minimum=0.1)
+# The library retries connection errors and 5xx itself, with the same idempotency key.
+STRIPE_MAX_NETWORK_RETRIES = env_int("STRIPE_MAX_NETWORK_RETRIES", 2, minimum=0, maximum=5)
+
+# Top-ups: 1 credit = 1 cent; the bounds are the contract's (CONTRACT §4), the packs a choice.
+TOPUP_MIN_CENTS = 500
+TOPUP_MAX_CENTS = 50_000
+
+
+def _topup_packs() -> list[int]:
+    raw = env_list("TOPUP_PACKS_CENTS", "1000,2500,5000,10000")
+    try:
+        packs = sorted({int(item) for item in raw})
+    except ValueError:
+        raise ImproperlyConfigured(f"TOPUP_PACKS_CENTS must be whole cents, not {raw!r}.") from None
+    outside = [p for p in packs if not TOPUP_MIN_CENTS <= p <= TOPUP_MAX_CENTS]
+    if outside:
+        raise ImproperlyConfigured(
+            f"TOPUP_PACKS_CENTS must lie between {TOPUP_MIN_CENTS} and {TOPUP_MAX_CENTS}: {outside}."
+        )
+    return packs
+
+
+TOPUP_PACKS_CENTS = _topup_packs()
 
 DEMO_CREDITS = 10_000
 

@@ -3,8 +3,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import api as accounts_api
+from generations import admin_views, media, webhooks
 from generations import api as generations_api
-from generations import media, webhooks
 from seedance_site import views
 
 api_v1 = [
@@ -20,6 +20,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("webhooks/shortapi/<str:token>/", webhooks.shortapi_callback, name="shortapi_callback"),
     path("videos/<str:token>.mp4", media.video_file, name="video_file"),
+    path("admin/overview/", admin_views.overview, name="admin_overview"),
     path("admin/django-rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
     path("", include("accounts.billing_urls")),

@@ -1,0 +1,126 @@
+"""The operator's admin: actions through services with an audit trail, the overview, the queues."""
+
+from decimal import Decimal
+
+import django_rq
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from accounts.audit import audit_mismatches
+from accounts.models import CreditEntry
+from generations.models import Generation, OperatorAction
+from generations.services import generation_create
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator():
+    user = make_user("olga", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def generation(alice, settings):
+    settings.SHORTAPI_KEY = "configured"
+    generation, _ = generation_create(
+        user=alice, prompt="a kite", mode="std", duration=5, aspect_ratio="16:9"
+    )
+    return generation
+
+
+@pytest.fixture
+def act(django_capture_on_commit_callbacks):
+    def act(client, action, *generations):
+        # Jobs are enqueued on commit; this test's transaction never commits, so run them here.
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                "/admin/generations/generation/",
+                {"action": action, "_selected_action": [str(g.pk) for g in generations]},
+                follow=True,
+            )
+
+    return act
+
+
+def test_fail_and_refund_settles_once_and_records_the_operator(operator, generation, alice, act):
+    response = act(operator, "fail_and_refund", generation)
+    assert "Failed and refunded: 1 of 1" in response.content.decode()
+    generation.refresh_from_db()
+    assert generation.status == "failed" and generation.failure_class == "operator"
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_000
+    response = act(operator, "fail_and_refund", generation)
+    assert "1 skipped" in response.content.decode()
+    assert CreditEntry.objects.filter(kind="refund").count() == 1
+    action = OperatorAction.objects.get()
+    assert (action.operator, action.action, action.generation_id) == (
+        "olga",
+        "fail_and_refund",
+        generation.pk,
+    )
+    assert audit_mismatches() == []
+
+
+def test_poll_now_only_for_running_generations(operator, generation, act):
+    queue = django_rq.get_queue("default")
+    queue.empty()
+    assert "0 of 1" in act(operator, "poll_now", generation).content.decode()
+    Generation.objects.filter(pk=generation.pk).update(status="running", upstream_job_id="job-1")
+    assert "Poll queued: 1 of 1" in act(operator, "poll_now", generation).content.decode()
+    assert [job.func_name for job in queue.jobs] == ["generations.jobs.poll"]
+
+
+def test_retry_submit_puts_a_stuck_submit_back_in_the_queue(operator, generation, act):
+    queue = django_rq.get_queue("default")
+    queue.empty()
+    Generation.objects.filter(pk=generation.pk).update(status="submitting")
+    assert "Submit queued again: 1 of 1" in act(operator, "retry_submit", generation).content.decode()
+    generation.refresh_from_db()
+    assert generation.status == "queued"
+    assert [job.func_name for job in queue.jobs] == ["generations.jobs.submit"]
+    Generation.objects.filter(pk=generation.pk).update(status="running", upstream_job_id="job-1")
+    assert "0 of 1" in act(operator, "retry_submit", generation).content.decode()
+
+
+def test_the_generation_admin_searches_by_job_id_and_filters(operator, generation):
+    Generation.objects.filter(pk=generation.pk).update(upstream_job_id="sim_abc123")
+    response = operator.get("/admin/generations/generation/?q=sim_abc123")
+    assert str(generation.pk) in response.content.decode()
+    assert operator.get("/admin/generations/generation/?status__exact=failed").status_code == 200
+    assert operator.get(f"/admin/generations/generation/{generation.pk}/change/").status_code == 200
+
+
+def test_the_ledger_is_read_only_in_the_admin(operator, alice):
+    entry = CreditEntry.objects.filter(user=alice).first()
+    assert operator.get("/admin/accounts/creditentry/add/").status_code == 403
+    response = operator.post(f"/admin/accounts/creditentry/{entry.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 403
+    assert CreditEntry.objects.filter(pk=entry.pk).exists()
+
+
+def test_the_overview_shows_todays_figures(operator, generation):
+    Generation.objects.filter(pk=generation.pk).update(
+        status="succeeded", upstream_amount="0.9000", finished_at=timezone.now()
+    )
+    response = operator.get("/admin/overview/")
+    assert response.status_code == 200
+    overview = response.context["o"]
+    assert overview.by_status["succeeded"] == 1
+    assert overview.revenue_cents == 120
+    assert overview.upstream_spend_usd == Decimal("0.9")
+    assert overview.margin_usd == Decimal("0.3")
+    assert overview.duration_p50 is not None
+
+
+def test_staff_pages_are_for_staff_only(alice):
+    client = Client()
+    assert client.get("/admin/overview/").status_code == 302
+    assert client.get("/admin/django-rq/").status_code == 302
+    client.force_login(alice)
+    assert client.get("/admin/overview/").status_code == 302
+    assert client.get("/admin/django-rq/").status_code == 302

@@ -76,3 +76,89 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class TopUp(models.Model):
+    """One purchase of credits through a Stripe Checkout Session (1 credit = 1 cent).
+
+    Written before the session exists, so the session can name it; moved only by
+    accounts.billing, by claims on `state`.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Awaiting payment"
+        PAID = "paid", "Paid"
+        EXPIRED = "expired", "Expired"
+        FAILED = "failed", "Failed"
+        PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
+        REFUNDED = "refunded", "Refunded"
+
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="topups")
+    amount_cents = models.BigIntegerField()
+    currency = models.CharField(max_length=3, default="usd")
+    state = models.CharField(max_length=20, choices=State.choices, default=State.PENDING, db_index=True)
+    # Null until Stripe has answered; unique once known (NULLs never collide).
+    stripe_session_id = models.CharField(max_length=255, unique=True, null=True, blank=True)
+    stripe_payment_intent = models.CharField(max_length=255, blank=True, db_index=True)
+    checkout_url = models.URLField(max_length=2000, blank=True)
+    receipt_url = models.URLField(max_length=2000, blank=True)
+    refunded_cents = models.BigIntegerField(default=0)
+    # Refunded credits the user had already spent, so could not be taken back: for operators.
+    shortfall_cents = models.BigIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="topup_user_newest")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_cents__gt=0), name="topup_amount_positive"),
+            models.CheckConstraint(
+                condition=Q(refunded_cents__gte=0) & Q(refunded_cents__lte=models.F("amount_cents")),
+                name="topup_refunded_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(shortfall_cents__gte=0) & Q(shortfall_cents__lte=models.F("refunded_cents")),
+                name="topup_shortfall_within_refunded",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Top-up {self.pk}: {self.amount_cents} credits, {self.state}"
+
+    @property
+    def credited(self) -> bool:
+        return self.state in (self.State.PAID, self.State.PARTIALLY_REFUNDED, self.State.REFUNDED)
+
+
+class StripeEvent(models.Model):
+    """Every verified Stripe webhook event, stored under Stripe's id before it is handled.
+
+    The unique id makes a redelivery find the first row; the state says whether it was
+    handled, so it is handled once, and a failed one can be handled again (by Stripe's
+    retry, or an operator's "process again").
+    """
+
+    class State(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed"
+
+    stripe_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField()
+    state = models.CharField(max_length=20, choices=State.choices, default=State.RECEIVED, db_index=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.stripe_id} ({self.state})"

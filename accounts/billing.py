@@ -1,0 +1,416 @@
+"""Stripe top-ups: every write about a purchase of credits (issue 5, CONTRACT §4 and §5b).
+
+A payment becomes credits through `topup_fulfil`, and only there. The webhook and the success
+page both call it; the ledger entry's idempotency key is the Checkout Session id, and the
+TopUp row is locked while it runs, so however many events (or page loads) report one paid
+session, at the same moment or days apart, the credits arrive once.
+
+Webhook events are stored first (`stripe_event_receive`) and handled in a transaction
+(`stripe_event_process`) under a lock on their row: a redelivery of a handled event changes
+nothing, a failed one is handled again.
+"""
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import stripe_client
+from accounts.credits import InsufficientCredits, credits_take_back, credits_topup
+from accounts.models import StripeEvent, TopUp, User
+
+logger = logging.getLogger(__name__)
+
+# Event types we act on; anything else is stored as ignored and answered 200.
+SESSION_COMPLETED = "checkout.session.completed"
+SESSION_ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
+SESSION_ASYNC_FAILED = "checkout.session.async_payment_failed"
+SESSION_EXPIRED = "checkout.session.expired"
+CHARGE_SUCCEEDED = "charge.succeeded"
+CHARGE_REFUNDED = "charge.refunded"
+
+# A paid session may still be reported after we marked it expired or failed (events arrive
+# in any order): money that arrived is always credited.
+UNCREDITED = (TopUp.State.PENDING, TopUp.State.EXPIRED, TopUp.State.FAILED)
+
+
+class PaymentsUnconfigured(Exception):
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = missing
+        super().__init__(f"Top-ups are unavailable: {', '.join(missing)} not set.")
+
+
+class BillingError(Exception):
+    """A webhook event we must not acknowledge: it is stored as failed and Stripe retries it."""
+
+
+class StripeEventFailed(Exception):
+    def __init__(self, event: StripeEvent, cause: BaseException) -> None:
+        self.event = event
+        super().__init__(f"Stripe event {event.stripe_id} ({event.type}) failed: {cause}")
+
+
+def _id(value: Any) -> str:
+    """A Stripe reference, whether Stripe sent it as an id or expanded into an object."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    return value if isinstance(value, str) else ""
+
+
+def _receipt_url(value: Any) -> str:
+    """The receipt link from a charge, or from a PaymentIntent whose latest charge is expanded."""
+    if not isinstance(value, Mapping):
+        return ""
+    if value.get("object") == "payment_intent":
+        return _receipt_url(value.get("latest_charge"))
+    url = value.get("receipt_url")
+    return url if isinstance(url, str) and url.startswith("https://") else ""
+
+
+# --- Checkout ---------------------------------------------------------------------------------
+
+
+def topup_create(*, user: User, amount_cents: int) -> TopUp:
+    """A pending TopUp and the Stripe Checkout Session that pays for it (its URL on the row).
+
+    Raises PaymentsUnconfigured, or stripe_client.StripeCallFailed (the TopUp is then failed:
+    nothing can have been paid, since nobody saw a checkout page).
+    """
+    missing = stripe_client.missing_settings()
+    if missing:
+        raise PaymentsUnconfigured(missing)
+    if not settings.TOPUP_MIN_CENTS <= amount_cents <= settings.TOPUP_MAX_CENTS:
+        raise ValueError(f"amount_cents {amount_cents} is outside the top-up bounds.")
+    # The row first, so the session can name it and every later event finds it.
+    topup = TopUp.objects.create(user=user, amount_cents=amount_cents)
+    # {CHECKOUT_SESSION_ID} is Stripe's placeholder, filled in when it redirects back.
+    success_url = f"{settings.SITE_URL}{reverse('billing_success')}?session_id={{CHECKOUT_SESSION_ID}}"
+    cancel_url = f"{settings.SITE_URL}{reverse('billing_cancel')}"
+    try:
+        session = stripe_client.checkout_session_create(
+            topup_id=topup.pk,
+            amount_cents=amount_cents,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            customer_email=user.email,
+        )
+    except stripe_client.StripeCallFailed as exc:
+        TopUp.objects.filter(pk=topup.pk, state=TopUp.State.PENDING).update(
+            state=TopUp.State.FAILED, error=str(exc)[:500], updated_at=timezone.now()
+        )
+        raise
+    topup.stripe_session_id = session["id"]
+    topup.checkout_url = session.get("url") or ""
+    topup.save(update_fields=["stripe_session_id", "checkout_url", "updated_at"])
+    return topup
+
+
+# --- Fulfilment and marks -----------------------------------------------------------------------
+
+
+def _locked_topup_for_session(session: Mapping[str, Any]) -> TopUp | None:
+    session_id = _id(session)
+    if not session_id:
+        raise BillingError("The event's session has no id.")
+    topup = TopUp.objects.select_for_update().filter(stripe_session_id=session_id).first()
+    if topup is None:
+        return None
+    reference = session.get("client_reference_id")
+    if reference not in (None, "", str(topup.pk)):
+        raise BillingError(f"Session {session_id} names top-up {reference}, but belongs to {topup.pk}.")
+    return topup
+
+
+def _payment_details(topup: TopUp, session: Mapping[str, Any]) -> dict[str, Any]:
+    changes: dict[str, Any] = {}
+    payment_intent = _id(session.get("payment_intent"))
+    if payment_intent and payment_intent != topup.stripe_payment_intent:
+        changes["stripe_payment_intent"] = payment_intent
+    receipt = _receipt_url(session.get("payment_intent"))
+    if receipt and receipt != topup.receipt_url:
+        changes["receipt_url"] = receipt
+    return changes
+
+
+def topup_fulfil(*, session: Mapping[str, Any], paid: bool | None = None) -> TopUp | None:
+    """Credit the TopUp that `session` pays for, exactly once. None when the session is not ours.
+
+    `paid` defaults to the session's own `payment_status == "paid"`; the event
+    `checkout.session.async_payment_succeeded` says so by its type (CONTRACT §5b).
+    Safe to call any number of times, from any number of processes at once.
+    """
+    is_paid = session.get("payment_status") == "paid" if paid is None else paid
+    with transaction.atomic():
+        # The lock makes concurrent fulfilments of one session queue here; the ledger's unique
+        # key would stop a second credit anyway, this keeps the TopUp's claim in step with it.
+        topup = _locked_topup_for_session(session)
+        if topup is None:
+            return None
+        changes = _payment_details(topup, session)
+        if changes:
+            TopUp.objects.filter(pk=topup.pk).update(**changes, updated_at=timezone.now())
+        if is_paid:
+            amount_total, currency = session.get("amount_total"), session.get("currency")
+            if amount_total != topup.amount_cents or (currency and currency != topup.currency):
+                raise BillingError(
+                    f"Session {topup.stripe_session_id} paid {amount_total} {currency}; "
+                    f"top-up {topup.pk} is {topup.amount_cents} {topup.currency}. Nothing credited."
+                )
+            credits_topup(
+                user_id=topup.user_id,
+                amount_cents=topup.amount_cents,
+                description=f"Top-up: {topup.amount_cents:,} credits",
+                idempotency_key=f"stripe:checkout:{topup.stripe_session_id}",
+                reference=f"topup:{topup.pk}",
+            )
+            now = timezone.now()
+            claimed = TopUp.objects.filter(pk=topup.pk, state__in=UNCREDITED).update(
+                state=TopUp.State.PAID, paid_at=now, error="", updated_at=now
+            )
+            if claimed:
+                logger.info(
+                    "topup %s paid: %s credits for user %s", topup.pk, topup.amount_cents, topup.user_id
+                )
+    topup.refresh_from_db()
+    return topup
+
+
+def topup_mark(*, session: Mapping[str, Any], state: str, reason: str = "") -> TopUp | None:
+    """Mark a still-pending TopUp expired or failed; a paid one keeps its state. None if not ours."""
+    if state not in (TopUp.State.EXPIRED, TopUp.State.FAILED):
+        raise ValueError(f"A TopUp is marked expired or failed, not {state!r}.")
+    with transaction.atomic():
+        topup = _locked_topup_for_session(session)
+        if topup is None:
+            return None
+        changes = _payment_details(topup, session)
+        TopUp.objects.filter(pk=topup.pk, state=TopUp.State.PENDING).update(
+            state=state, error=reason[:500], updated_at=timezone.now(), **changes
+        )
+    topup.refresh_from_db()
+    return topup
+
+
+def topup_sync(*, topup: TopUp) -> TopUp:
+    """Ask Stripe about the TopUp's session and act on the answer, as its webhook would.
+
+    For the success page (the webhook may be late) and the admin. Raises
+    stripe_client.StripeCallFailed when Stripe cannot answer; nothing is changed then.
+    """
+    if not topup.stripe_session_id:
+        return topup
+    session = stripe_client.checkout_session_retrieve(topup.stripe_session_id)
+    if session.get("id") != topup.stripe_session_id:
+        raise BillingError(f"Stripe answered with session {session.get('id')!r}.")
+    if session.get("payment_status") == "paid":
+        return topup_fulfil(session=session) or topup
+    if session.get("status") == "expired":
+        return topup_mark(session=session, state=TopUp.State.EXPIRED, reason="The checkout expired.") or topup
+    # Open, or complete with the payment still on its way: nothing to do but remember details.
+    with transaction.atomic():
+        locked = _locked_topup_for_session(session)
+        changes = _payment_details(locked, session) if locked else {}
+        if changes:
+            TopUp.objects.filter(pk=topup.pk).update(**changes, updated_at=timezone.now())
+    topup.refresh_from_db()
+    return topup
+
+
+# --- Charges: receipts and refunds ----------------------------------------------------------------
+
+
+def _locked_topup_for_charge(charge: Mapping[str, Any]) -> TopUp | None:
+    payment_intent = _id(charge.get("payment_intent"))
+    if payment_intent:
+        topup = TopUp.objects.select_for_update().filter(stripe_payment_intent=payment_intent).first()
+        if topup is not None:
+            return topup
+    # The charge can be reported before the session's own event told us its PaymentIntent;
+    # the metadata we put on the PaymentIntent is copied onto the charge.
+    hint = str((charge.get("metadata") or {}).get("topup_id") or "")
+    if not hint.isdigit():
+        return None
+    topup = TopUp.objects.select_for_update().filter(pk=int(hint)).first()
+    if topup is None or (topup.stripe_payment_intent and topup.stripe_payment_intent != payment_intent):
+        return None
+    if payment_intent and not topup.stripe_payment_intent:
+        topup.stripe_payment_intent = payment_intent
+        topup.save(update_fields=["stripe_payment_intent", "updated_at"])
+    return topup
+
+
+def topup_receipt_record(*, charge: Mapping[str, Any]) -> TopUp | None:
+    """Remember the charge's receipt link on its TopUp. None when the charge is not ours."""
+    with transaction.atomic():
+        topup = _locked_topup_for_charge(charge)
+        receipt = _receipt_url(charge)
+        if topup is not None and receipt and receipt != topup.receipt_url:
+            topup.receipt_url = receipt
+            topup.save(update_fields=["receipt_url", "updated_at"])
+    return topup
+
+
+def topup_refund(*, charge: Mapping[str, Any]) -> TopUp | None:
+    """Take back the credits a refund of `charge` paid back, never below zero.
+
+    `amount_refunded` is cumulative, so only its growth past what this TopUp has already given
+    back is taken: a redelivered or an older event takes nothing. What the user has already
+    spent cannot be taken; it is recorded as the TopUp's shortfall, for operators.
+    """
+    charge_id = _id(charge)
+    with transaction.atomic():
+        topup = _locked_topup_for_charge(charge)
+        if topup is None:
+            return None
+        if not topup.credited:
+            # Its credits are not given yet (the payment event is still on its way): taking
+            # back now would be taking what was never given. Fail, so that Stripe retries.
+            raise BillingError(f"Top-up {topup.pk} is refunded but not credited yet ({topup.state}).")
+        refunded_total = min(int(charge.get("amount_refunded") or 0), topup.amount_cents)
+        delta = refunded_total - topup.refunded_cents
+        receipt = _receipt_url(charge) or topup.receipt_url
+        if delta <= 0:
+            return topup
+        # Lock the user's row: the balance we fall back to below is then the one we take from.
+        User.objects.select_for_update().filter(pk=topup.user_id).values_list("pk", flat=True).get()
+        description = f"Refund of top-up {topup.pk}: {delta:,} credits taken back"
+        key = f"stripe:refund:{charge_id or topup.stripe_payment_intent}:{refunded_total}"
+        try:
+            credits_take_back(
+                user_id=topup.user_id,
+                amount_cents=delta,
+                description=description,
+                idempotency_key=key,
+                reference=f"topup:{topup.pk}",
+            )
+            taken = delta
+        except InsufficientCredits as exc:
+            taken = max(exc.balance_cents, 0)
+            if taken:
+                credits_take_back(
+                    user_id=topup.user_id,
+                    amount_cents=taken,
+                    description=f"Refund of top-up {topup.pk}: {taken:,} of {delta:,} credits taken back",
+                    idempotency_key=key,
+                    reference=f"topup:{topup.pk}",
+                )
+        shortfall = delta - taken
+        state = (
+            TopUp.State.REFUNDED if refunded_total >= topup.amount_cents else TopUp.State.PARTIALLY_REFUNDED
+        )
+        TopUp.objects.filter(pk=topup.pk, refunded_cents=topup.refunded_cents).update(
+            state=state,
+            refunded_cents=refunded_total,
+            shortfall_cents=F("shortfall_cents") + shortfall,
+            receipt_url=receipt,
+            updated_at=timezone.now(),
+        )
+        if shortfall:
+            logger.warning(
+                "topup %s refunded: %s credits could not be taken back from user %s (already spent)",
+                topup.pk,
+                shortfall,
+                topup.user_id,
+            )
+    topup.refresh_from_db()
+    return topup
+
+
+# --- Webhook events ----------------------------------------------------------------------------
+
+Outcome = tuple[str, str]  # (StripeEvent state, a note for operators)
+
+
+def _outcome(topup: TopUp | None, what: str) -> Outcome:
+    if topup is None:
+        return StripeEvent.State.IGNORED, f"No top-up of ours matches this {what}."
+    return StripeEvent.State.PROCESSED, f"Top-up {topup.pk}: {topup.state}."
+
+
+def _on_session_completed(session: Mapping[str, Any]) -> Outcome:
+    # With a delayed payment method the session completes unpaid; async_payment_* follows.
+    return _outcome(topup_fulfil(session=session), "session")
+
+
+def _on_async_succeeded(session: Mapping[str, Any]) -> Outcome:
+    return _outcome(topup_fulfil(session=session, paid=True), "session")
+
+
+def _on_async_failed(session: Mapping[str, Any]) -> Outcome:
+    topup = topup_mark(session=session, state=TopUp.State.FAILED, reason="The payment did not go through.")
+    return _outcome(topup, "session")
+
+
+def _on_expired(session: Mapping[str, Any]) -> Outcome:
+    topup = topup_mark(session=session, state=TopUp.State.EXPIRED, reason="The checkout expired unpaid.")
+    return _outcome(topup, "session")
+
+
+def _on_charge_succeeded(charge: Mapping[str, Any]) -> Outcome:
+    return _outcome(topup_receipt_record(charge=charge), "charge")
+
+
+def _on_charge_refunded(charge: Mapping[str, Any]) -> Outcome:
+    return _outcome(topup_refund(charge=charge), "charge")
+
+
+HANDLERS: dict[str, Callable[[Mapping[str, Any]], Outcome]] = {
+    SESSION_COMPLETED: _on_session_completed,
+    SESSION_ASYNC_SUCCEEDED: _on_async_succeeded,
+    SESSION_ASYNC_FAILED: _on_async_failed,
+    SESSION_EXPIRED: _on_expired,
+    CHARGE_SUCCEEDED: _on_charge_succeeded,
+    CHARGE_REFUNDED: _on_charge_refunded,
+}
+DONE = (StripeEvent.State.PROCESSED, StripeEvent.State.IGNORED)
+
+
+def stripe_event_receive(*, event: Mapping[str, Any]) -> StripeEvent:
+    """Store a verified event under its Stripe id; a redelivery returns the stored row."""
+    row, _ = StripeEvent.objects.get_or_create(
+        stripe_id=event["id"], defaults={"type": str(event["type"])[:100], "payload": dict(event)}
+    )
+    return row
+
+
+def stripe_event_process(*, event_id: int, force: bool = False) -> StripeEvent:
+    """Handle a stored event once; `force` handles a done one again (the handlers are idempotent).
+
+    Raises StripeEventFailed when the handler fails: its writes are rolled back, the event is
+    stored as failed with the error, and the webhook answers 500 so that Stripe retries.
+    """
+    failure: BaseException | None = None
+    with transaction.atomic():
+        # Concurrent deliveries of one event queue on this lock; the later ones see it done.
+        event = StripeEvent.objects.select_for_update().get(pk=event_id)
+        if event.state in DONE and not force:
+            return event
+        handler = HANDLERS.get(event.type)
+        if handler is None:
+            state, note = StripeEvent.State.IGNORED, "We do not act on this event type."
+        else:
+            try:
+                with transaction.atomic():
+                    state, note = handler(event.payload["data"]["object"])
+            except Exception as exc:  # noqa: BLE001 - any handler error is stored, then re-raised
+                failure = exc
+                state, note = StripeEvent.State.FAILED, f"{exc.__class__.__name__}: {exc}"
+        now = timezone.now()
+        StripeEvent.objects.filter(pk=event.pk).update(
+            state=state,
+            error=note[:2000],
+            attempts=F("attempts") + 1,
+            processed_at=F("processed_at") if state == StripeEvent.State.FAILED else now,
+            updated_at=now,
+        )
+    event.refresh_from_db()
+    if failure is not None:
+        logger.error("stripe event %s (%s) failed: %s", event.stripe_id, event.type, event.error)
+        raise StripeEventFailed(event, failure) from failure
+    logger.info("stripe event %s (%s): %s", event.stripe_id, event.type, event.state)
+    return event

@@ -1,0 +1,134 @@
+"""The billing pages and the Stripe webhook (CONTRACT §5)."""
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from accounts import stripe_client
+from accounts.billing import (
+    BillingError,
+    PaymentsUnconfigured,
+    StripeEventFailed,
+    stripe_event_process,
+    stripe_event_receive,
+    topup_create,
+    topup_sync,
+)
+from accounts.billing_forms import CustomTopUpForm, TopUpForm, usd
+from accounts.billing_selectors import topup_for_user, topups_for_user
+from accounts.models import TopUp
+from seedance_site.api import api_error
+
+logger = logging.getLogger(__name__)
+
+# Stripe keeps an unpaid Checkout Session open for 24 hours; after that its link is dead.
+CHECKOUT_LINK_LIFETIME = timedelta(hours=23)
+
+
+def _billing_page(
+    request: HttpRequest,
+    *,
+    pack_form: TopUpForm | None = None,
+    custom_form: CustomTopUpForm | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    now = timezone.now()
+    topups = list(topups_for_user(user=request.user)[:20])
+    for topup in topups:
+        topup.amount_label = usd(topup.amount_cents)
+        topup.refunded_label = usd(topup.refunded_cents)
+        topup.resumable = (
+            topup.state == TopUp.State.PENDING
+            and bool(topup.checkout_url)
+            and now - topup.created_at < CHECKOUT_LINK_LIFETIME
+        )
+    context = {
+        "missing": stripe_client.missing_settings(),
+        "packs": [{"cents": cents, "label": usd(cents)} for cents in settings.TOPUP_PACKS_CENTS],
+        "pack_form": pack_form or TopUpForm(),
+        "custom_form": custom_form or CustomTopUpForm(),
+        "min_label": usd(settings.TOPUP_MIN_CENTS),
+        "max_label": usd(settings.TOPUP_MAX_CENTS),
+        "balance_label": usd(request.user.balance_cents),
+        "topups": topups,
+        "entries": request.user.credit_entries.all()[:20],
+    }
+    return render(request, "billing/billing.html", context, status=status)
+
+
+@login_required
+def billing(request: HttpRequest) -> HttpResponse:
+    return _billing_page(request)
+
+
+@login_required
+@require_POST
+def billing_checkout(request: HttpRequest) -> HttpResponse:
+    # Pack buttons send amount_cents; the "other amount" form sends dollars.
+    custom = "amount_usd" in request.POST
+    form: TopUpForm | CustomTopUpForm = CustomTopUpForm(request.POST) if custom else TopUpForm(request.POST)
+    if not form.is_valid():
+        if custom:
+            return _billing_page(request, custom_form=form, status=400)
+        return _billing_page(request, pack_form=form, status=400)
+    try:
+        topup = topup_create(user=request.user, amount_cents=form.cleaned_data["amount_cents"])
+    except PaymentsUnconfigured:
+        messages.error(request, "Top-ups are unavailable: payments are not set up on this server.")
+        return redirect("billing")
+    except stripe_client.StripeCallFailed:
+        messages.error(
+            request, "Stripe could not start the checkout. Nothing was charged; try again in a minute."
+        )
+        return redirect("billing")
+    return redirect(topup.checkout_url)
+
+
+@login_required
+def billing_success(request: HttpRequest) -> HttpResponse:
+    topup = topup_for_user(user=request.user, session_id=request.GET.get("session_id", ""))
+    unconfirmed = False
+    # Stripe's redirect often beats its webhook: ask Stripe now, through the same idempotent
+    # fulfilment, so the credits are there on this very page.
+    if topup.state == TopUp.State.PENDING or (topup.credited and not topup.receipt_url):
+        try:
+            topup = topup_sync(topup=topup)
+        except (stripe_client.StripeCallFailed, stripe_client.StripeNotConfigured, BillingError) as exc:
+            logger.warning("success page for topup %s: %s", topup.pk, exc)
+            unconfirmed = topup.state == TopUp.State.PENDING
+    request.user.refresh_from_db(fields=["balance_cents"])
+    context = {"topup": topup, "amount_label": usd(topup.amount_cents), "unconfirmed": unconfirmed}
+    return render(request, "billing/success.html", context)
+
+
+def billing_cancel(request: HttpRequest) -> HttpResponse:
+    return render(request, "billing/cancel.html")
+
+
+@csrf_exempt
+@require_POST
+def stripe_webhook(request: HttpRequest) -> HttpResponse:
+    """Stripe's events. CSRF-exempt: the signature, not a cookie, proves who sent it."""
+    if not settings.STRIPE_WEBHOOK_SECRET:
+        return api_error("payments_unconfigured", "STRIPE_WEBHOOK_SECRET is not set.", status=503)
+    try:
+        payload = stripe_client.webhook_event_verify(
+            payload=request.body, signature=request.headers.get("Stripe-Signature")
+        )
+    except stripe_client.WebhookSignatureInvalid as exc:
+        return api_error("invalid_signature", f"The Stripe signature does not verify: {exc}.", status=400)
+    event = stripe_event_receive(event=payload)
+    try:
+        event = stripe_event_process(event_id=event.pk)
+    except StripeEventFailed:
+        # 500 makes Stripe deliver the event again later (with backoff, for up to three days).
+        return api_error("event_failed", "The event could not be handled; it will be retried.", status=500)
+    return JsonResponse({"received": True, "state": event.state})

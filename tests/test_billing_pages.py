@@ -1,0 +1,493 @@
+"""Buying credits: `POST /api/v1/checkout`, the billing page, success and cancel pages, the admin,
+and how the Stripe client treats a slow or failing Stripe (issue 5). Real HTTP to the fake Stripe."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from accounts import stripe_client
+from accounts.audit import audit_mismatches
+from accounts.billing import topup_create
+from accounts.billing_forms import CustomTopUpForm, TopUpForm
+from accounts.models import TopUp, User
+from tests.conftest import api_for
+from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
+    API_KEY,
+    FakeStripe,
+    deliver,
+    fake_stripe_fixture,
+    stripe_server_fixture,
+)
+
+AMOUNT_ERROR = "Choose an amount between $5 and $500."
+
+
+@pytest.fixture(autouse=True)
+def books_balance(db):
+    yield
+    assert audit_mismatches() == []
+
+
+def client_for(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def balance(user: User) -> int:
+    return User.objects.values_list("balance_cents", flat=True).get(pk=user.pk)
+
+
+def html(response) -> str:
+    return response.content.decode()
+
+
+# --- POST /api/v1/checkout ---------------------------------------------------------------------------
+
+
+def test_checkout_api_creates_a_pending_topup_and_a_stripe_session(fake_stripe, alice):
+    response = api_for(alice).post("/api/v1/checkout", {"amount_cents": 2500})
+
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"checkout_url", "session_id"}
+    assert body["session_id"].startswith("cs_test_")
+    assert body["checkout_url"].startswith("https://checkout.stripe.com/c/pay/cs_test_")
+    topup = TopUp.objects.get()
+    assert (topup.user, topup.amount_cents, topup.state) == (alice, 2500, TopUp.State.PENDING)
+    assert topup.stripe_session_id == body["session_id"]
+
+    (sent,) = fake_stripe.requests
+    assert (sent["method"], sent["path"]) == ("POST", "/v1/checkout/sessions")
+    assert sent["authorization"] == f"Bearer {API_KEY}"
+    assert sent["stripe_version"] == stripe_client.API_VERSION
+    assert sent["idempotency_key"] == f"seedance-topup-{topup.pk}"
+    params = sent["params"]
+    assert params["mode"] == "payment"
+    assert params["line_items"] == [
+        {
+            "price_data": {
+                "currency": "usd",
+                "unit_amount": "2500",
+                "product_data": {"name": "2,500 Seedance credits"},
+            },
+            "quantity": "1",
+        }
+    ]
+    assert params["client_reference_id"] == str(topup.pk)
+    assert params["metadata"] == {"topup_id": str(topup.pk)}
+    assert params["success_url"] == "http://testserver/billing/success/?session_id={CHECKOUT_SESSION_ID}"
+    assert params["cancel_url"] == "http://testserver/billing/cancel/"
+    assert params["customer_email"] == "alice@example.com"
+    assert balance(alice) == 10_000  # nothing until Stripe says paid
+
+
+@pytest.mark.parametrize(
+    ("amount", "status"),
+    [
+        (499, 400),
+        (500, 201),
+        (50_000, 201),
+        (50_001, 400),
+        ("1000", 400),
+        (1000.0, 400),
+        (True, 400),
+        (None, 400),
+        ([1000], 400),
+    ],
+)
+def test_checkout_api_takes_a_json_integer_from_500_to_50000(fake_stripe, alice, amount, status):
+    body = {"amount_cents": amount} if amount is not None else {"amount": 1000}
+
+    response = api_for(alice).post("/api/v1/checkout", body)
+
+    assert response.status_code == status
+    if status == 400:
+        error = response.json()["error"]
+        assert error["code"] == "invalid_request"
+        assert list(error["fields"]) == ["amount_cents"]
+        assert TopUp.objects.count() == 0
+        assert fake_stripe.requests == []
+    else:
+        assert TopUp.objects.get().amount_cents == amount
+
+
+@pytest.mark.parametrize("amount", [499, 50_001])
+def test_checkout_api_says_the_bounds_in_dollars(fake_stripe, alice, amount):
+    response = api_for(alice).post("/api/v1/checkout", {"amount_cents": amount})
+
+    assert response.json()["error"]["message"] == AMOUNT_ERROR
+    assert response.json()["error"]["fields"] == {"amount_cents": [AMOUNT_ERROR]}
+
+
+def test_checkout_api_needs_a_token(fake_stripe, alice):
+    assert (
+        Client().post("/api/v1/checkout", {"amount_cents": 1000}, content_type="application/json").status_code
+        == 401
+    )
+    response = Client().post(
+        "/api/v1/checkout",
+        {"amount_cents": 1000},
+        content_type="application/json",
+        headers={"Authorization": "Bearer sds_wrong"},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "unauthorized"
+    assert TopUp.objects.count() == 0
+
+
+@pytest.mark.parametrize("unset", ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"])
+def test_checkout_api_answers_503_when_stripe_keys_are_unset(fake_stripe, alice, settings, unset):
+    setattr(settings, unset, "")
+
+    response = api_for(alice).post("/api/v1/checkout", {"amount_cents": 1000})
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "payments_unconfigured"
+    assert TopUp.objects.count() == 0
+    assert fake_stripe.requests == []
+
+
+def test_checkout_api_validates_before_it_says_unconfigured(fake_stripe, alice, settings):
+    settings.STRIPE_SECRET_KEY = ""
+
+    assert api_for(alice).post("/api/v1/checkout", {"amount_cents": 1}).status_code == 400
+
+
+def test_checkout_api_answers_503_when_stripe_is_down_and_charges_nothing(fake_stripe, alice):
+    fake_stripe.fail_next(500)
+
+    response = api_for(alice).post("/api/v1/checkout", {"amount_cents": 1000})
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "payments_unavailable"
+    topup = TopUp.objects.get()
+    assert topup.state == TopUp.State.FAILED
+    assert "500" in topup.error
+
+
+def test_checkout_api_answers_502_when_stripe_refuses(fake_stripe, alice, settings):
+    settings.STRIPE_SECRET_KEY = "sk_test_revoked"
+
+    response = api_for(alice).post("/api/v1/checkout", {"amount_cents": 1000})
+
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "payments_error"
+    assert TopUp.objects.get().state == TopUp.State.FAILED
+
+
+# --- the Stripe client: errors sorted, timeouts, retries with one idempotency key -----------------
+
+
+def test_stripe_errors_are_sorted_into_retry_later_and_give_up(fake_stripe, alice):
+    fake_stripe.fail_next(429, error_type="rate_limit_error")
+    with pytest.raises(stripe_client.StripeRetryLater):
+        topup_create(user=alice, amount_cents=1000)
+    fake_stripe.fail_next(400, error_type="invalid_request_error")
+    with pytest.raises(stripe_client.StripeGiveUp):
+        topup_create(user=alice, amount_cents=1000)
+
+
+def test_a_slow_stripe_times_out_as_retry_later(fake_stripe, alice, settings):
+    settings.STRIPE_READ_TIMEOUT = 0.2
+    fake_stripe.delay(1.0)
+
+    with pytest.raises(stripe_client.StripeRetryLater):
+        topup_create(user=alice, amount_cents=1000)
+
+
+def test_an_unreachable_stripe_is_retry_later(fake_stripe, alice, settings):
+    settings.STRIPE_API_BASE = "http://127.0.0.1:9"  # the discard port: nothing listens
+
+    with pytest.raises(stripe_client.StripeRetryLater):
+        topup_create(user=alice, amount_cents=1000)
+
+
+def test_the_library_retries_a_5xx_with_the_same_idempotency_key(fake_stripe, alice, settings):
+    settings.STRIPE_MAX_NETWORK_RETRIES = 2
+    fake_stripe.fail_next(500)
+
+    topup = topup_create(user=alice, amount_cents=1000)
+
+    assert topup.state == TopUp.State.PENDING
+    keys = [r["idempotency_key"] for r in fake_stripe.requests]
+    assert keys == [f"seedance-topup-{topup.pk}"] * 2
+    assert len(fake_stripe.sessions) == 1
+
+
+# --- the forms -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("499", False),
+        ("500", True),
+        ("50000", True),
+        ("50001", False),
+        ("1000", True),  # form posts are strings: "1000" is how a browser sends a number
+        ("1000.0", True),
+        ("true", False),
+        ("", False),
+        ("ten", False),
+    ],
+)
+def test_topup_form_bounds(value, valid):
+    form = TopUpForm({"amount_cents": value})
+
+    assert form.is_valid() is valid
+    if not valid and value not in ("",):
+        assert form.errors["amount_cents"] == [AMOUNT_ERROR]
+
+
+@pytest.mark.parametrize(
+    ("value", "cents"),
+    [
+        ("4.99", None),
+        ("5", 500),
+        ("12.50", 1250),
+        ("500", 50_000),
+        ("500.01", None),
+        ("-5", None),
+        ("abc", None),
+    ],
+)
+def test_custom_amount_form_takes_dollars_from_5_to_500(value, cents):
+    form = CustomTopUpForm({"amount_usd": value})
+
+    assert form.is_valid() is (cents is not None)
+    if cents is None:
+        assert form.errors["amount_usd"] == [AMOUNT_ERROR]
+    else:
+        assert form.cleaned_data["amount_cents"] == cents
+
+
+def test_custom_amount_form_refuses_fractions_of_a_cent():
+    form = CustomTopUpForm({"amount_usd": "12.345"})
+
+    assert not form.is_valid()
+    assert form.errors["amount_usd"] == ["Use dollars and cents, such as 12.50."]
+
+
+# --- the billing page ------------------------------------------------------------------------------
+
+
+def test_billing_page_needs_a_login(fake_stripe):
+    response = Client().get("/billing/")
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_billing_page_shows_balance_packs_custom_amount_payments_and_ledger(fake_stripe, alice, settings):
+    settings.TOPUP_PACKS_CENTS = [1000, 2500, 5000, 10000]
+    topup = topup_create(user=alice, amount_cents=2500)
+    deliver(fake_stripe.event("checkout.session.completed", fake_stripe.mark_paid(topup.stripe_session_id)))
+    deliver(fake_stripe.event("charge.succeeded", fake_stripe.charge(topup.stripe_session_id)))
+
+    page = html(client_for(alice).get("/billing/"))
+
+    assert "<strong>12500</strong> credits" in page
+    for cents, label in [(1000, "$10"), (2500, "$25"), (5000, "$50"), (10000, "$100")]:
+        assert f'name="amount_cents" value="{cents}"' in page
+        assert f'<span class="pack-price">{label}</span>' in page
+    assert 'name="amount_usd"' in page
+    assert page.count('name="csrfmiddlewaretoken"') >= 2
+    assert "Top-ups are unavailable" not in page
+    # The payment, its state and its receipt; the ledger shows the top-up.
+    assert "Paid" in page
+    assert fake_stripe.charge(topup.stripe_session_id)["receipt_url"] in page
+    assert "Top-up: 2,500 credits" in page
+
+
+def test_billing_page_without_stripe_keys_says_why_and_offers_nothing_to_buy(alice, settings):
+    settings.STRIPE_SECRET_KEY = ""
+    settings.STRIPE_WEBHOOK_SECRET = ""
+
+    response = client_for(alice).get("/billing/")
+
+    page = html(response)
+    assert response.status_code == 200
+    assert "Top-ups are unavailable" in page
+    assert "STRIPE_SECRET_KEY and STRIPE_WEBHOOK_SECRET" in page
+    assert 'name="amount_cents"' not in page
+    assert 'name="amount_usd"' not in page
+    assert "<strong>10000</strong> credits" in page
+
+
+def test_buying_a_pack_sends_the_user_to_stripe_checkout(fake_stripe, alice):
+    response = client_for(alice).post("/billing/checkout/", {"amount_cents": "1000"})
+
+    topup = TopUp.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == topup.checkout_url
+    assert topup.checkout_url.startswith("https://checkout.stripe.com/")
+    assert topup.amount_cents == 1000
+
+
+def test_buying_a_custom_amount_in_dollars(fake_stripe, alice):
+    response = client_for(alice).post("/billing/checkout/", {"amount_usd": "12.50"})
+
+    assert response.status_code == 302
+    assert TopUp.objects.get().amount_cents == 1250
+
+
+@pytest.mark.parametrize(
+    ("data", "created"),
+    [
+        ({"amount_cents": "499"}, False),
+        ({"amount_cents": "500"}, True),
+        ({"amount_cents": "50000"}, True),
+        ({"amount_cents": "50001"}, False),
+        ({"amount_cents": "true"}, False),
+        ({"amount_usd": "4.99"}, False),
+        ({"amount_usd": "500.01"}, False),
+    ],
+)
+def test_billing_form_amount_limits(fake_stripe, alice, data, created):
+    response = client_for(alice).post("/billing/checkout/", data)
+
+    assert TopUp.objects.exists() is created
+    if created:
+        assert response.status_code == 302
+    else:
+        assert response.status_code == 400
+        assert AMOUNT_ERROR in html(response)
+
+
+def test_billing_forms_need_the_csrf_token(fake_stripe, alice):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+
+    assert client.post("/billing/checkout/", {"amount_cents": "1000"}).status_code == 403
+
+    page = html(client.get("/billing/"))
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = client.post("/billing/checkout/", {"amount_cents": "1000", "csrfmiddlewaretoken": token})
+    assert response.status_code == 302
+    assert TopUp.objects.count() == 1
+
+
+def test_billing_form_when_stripe_is_down_says_nothing_was_charged(fake_stripe, alice):
+    fake_stripe.fail_next(503)
+
+    response = client_for(alice).post("/billing/checkout/", {"amount_cents": "1000"}, follow=True)
+
+    assert "Nothing was charged" in html(response)
+    assert TopUp.objects.get().state == TopUp.State.FAILED
+
+
+def test_billing_form_without_keys_says_top_ups_are_unavailable(alice, settings):
+    settings.STRIPE_SECRET_KEY = ""
+
+    response = client_for(alice).post("/billing/checkout/", {"amount_cents": "1000"}, follow=True)
+
+    assert "Top-ups are unavailable" in html(response)
+    assert TopUp.objects.count() == 0
+
+
+def test_pending_payment_offers_to_continue_to_checkout(fake_stripe, alice):
+    topup = topup_create(user=alice, amount_cents=1000)
+
+    page = html(client_for(alice).get("/billing/"))
+
+    assert "Awaiting payment" in page
+    assert f'href="{topup.checkout_url}"' in page
+
+
+def test_billing_page_lists_only_my_payments(fake_stripe, alice, bob):
+    topup_create(user=bob, amount_cents=4321)
+
+    assert "43.21" not in html(client_for(alice).get("/billing/"))
+
+
+# --- success and cancel pages ------------------------------------------------------------------------
+
+
+def test_success_page_before_the_webhook_credits_at_once_and_the_webhook_adds_nothing(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=2500)
+    session = fake_stripe.mark_paid(topup.stripe_session_id)
+    client = client_for(carol)
+
+    page = html(client.get(f"/billing/success/?session_id={topup.stripe_session_id}"))
+
+    assert "Thank you" in page
+    assert "<strong>2500 credits</strong>" in page
+    assert balance(carol) == 2500
+    topup.refresh_from_db()
+    assert topup.state == TopUp.State.PAID
+    assert topup.receipt_url == fake_stripe.charge(topup.stripe_session_id)["receipt_url"]
+    assert topup.receipt_url in page
+    retrieve = fake_stripe.requests[-1]
+    assert (retrieve["method"], retrieve["params"]) == ("GET", {"expand": ["payment_intent.latest_charge"]})
+
+    assert deliver(fake_stripe.event("checkout.session.completed", session)).status_code == 200
+    client.get(f"/billing/success/?session_id={topup.stripe_session_id}")  # a reload
+
+    assert balance(carol) == 2500
+    assert topup.__class__.objects.get(pk=topup.pk).state == TopUp.State.PAID
+    assert carol.credit_entries.count() == 1
+
+
+def test_success_page_after_the_webhook_credits_nothing_more(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    deliver(fake_stripe.event("checkout.session.completed", fake_stripe.mark_paid(topup.stripe_session_id)))
+    assert balance(carol) == 1000
+
+    page = html(client_for(carol).get(f"/billing/success/?session_id={topup.stripe_session_id}"))
+
+    assert "Thank you" in page
+    assert balance(carol) == 1000
+    assert carol.credit_entries.count() == 1
+
+
+def test_success_page_for_an_unpaid_session_says_the_payment_is_on_its_way(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    fake_stripe.mark_completed_unpaid(topup.stripe_session_id)
+
+    page = html(client_for(carol).get(f"/billing/success/?session_id={topup.stripe_session_id}"))
+
+    assert "Payment on its way" in page
+    assert balance(carol) == 0
+
+
+def test_success_page_when_stripe_cannot_be_reached_says_credits_will_follow(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    fake_stripe.mark_paid(topup.stripe_session_id)
+    fake_stripe.fail_next(503)
+
+    response = client_for(carol).get(f"/billing/success/?session_id={topup.stripe_session_id}")
+
+    assert response.status_code == 200
+    assert "could not confirm your payment of $10 with Stripe" in html(response)
+    assert balance(carol) == 0
+
+
+def test_success_page_for_another_users_session_is_404(fake_stripe, alice, bob):
+    topup = topup_create(user=alice, amount_cents=1000)
+    fake_stripe.mark_paid(topup.stripe_session_id)
+    asked_before = len(fake_stripe.requests)
+
+    response = client_for(bob).get(f"/billing/success/?session_id={topup.stripe_session_id}")
+
+    assert response.status_code == 404
+    assert len(fake_stripe.requests) == asked_before  # Stripe was not even asked
+    assert balance(alice) == 10_000
+    assert TopUp.objects.get().state == TopUp.State.PENDING
+
+
+@pytest.mark.parametrize("query", ["", "?session_id=", "?session_id=cs_test_unknown"])
+def test_success_page_for_no_or_an_unknown_session_is_404(fake_stripe, alice, query):
+    assert client_for(alice).get(f"/billing/success/{query}").status_code == 404
+
+
+def test_success_page_needs_a_login(fake_stripe):
+    assert Client().get("/billing/success/?session_id=cs_test_x").status_code == 302
+
+
+def test_cancel_page_says_nothing_was_charged(fake_stripe, alice):
+    page = html(client_for(alice).get("/billing/cancel/"))
+
+    assert "Nothing was charged" in page
+    assert 'href="/billing/"' in page

@@ -1,7 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from accounts.models import ApiToken, CreditEntry, User
+from accounts.models import ApiToken, CreditEntry, StripeEvent, TopUp, User
 
 
 class CreditEntryInline(admin.TabularInline):
@@ -49,3 +49,77 @@ class ApiTokenAdmin(admin.ModelAdmin):
     search_fields = ("user__username", "name", "prefix")
     readonly_fields = ("prefix", "token_hash", "created_at", "last_used_at")
     list_select_related = ("user",)
+
+
+# --- Stripe top-ups (issue 5): read here, changed only through accounts.billing -------------------
+# The actions import accounts.billing when run: it pulls in the stripe library (~0.15 s), which
+# every process loading the admin (each management command) would otherwise pay for.
+
+
+class ShortfallFilter(admin.SimpleListFilter):
+    title = "refund shortfall"
+    parameter_name = "shortfall"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Credits could not all be taken back"),)
+
+    def queryset(self, request, queryset):
+        return queryset.filter(shortfall_cents__gt=0) if self.value() == "yes" else queryset
+
+
+@admin.register(TopUp)
+class TopUpAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "user", "amount_cents", "state", "refunded_cents", "shortfall_cents")
+    list_filter = ("state", ShortfallFilter, "created_at")
+    search_fields = ("=id", "user__username", "user__email", "stripe_session_id", "stripe_payment_intent")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in TopUp._meta.fields]
+    actions = ["check_with_stripe"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Process again: ask Stripe about the session and act on it")
+    def check_with_stripe(self, request, queryset) -> None:
+        from accounts.billing import BillingError, topup_sync
+        from accounts.stripe_client import StripeCallFailed, StripeNotConfigured
+
+        for topup in queryset:
+            try:
+                topup = topup_sync(topup=topup)
+            except (StripeCallFailed, StripeNotConfigured, BillingError) as exc:
+                self.message_user(request, f"Top-up {topup.pk}: {exc}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"Top-up {topup.pk}: {topup.get_state_display()}.")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ("stripe_id", "type", "state", "attempts", "received_at", "processed_at", "error")
+    list_filter = ("state", "type", "received_at")
+    search_fields = ("stripe_id", "type", "error")
+    date_hierarchy = "received_at"
+    readonly_fields = [f.name for f in StripeEvent._meta.fields]
+    actions = ["process_again"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Process again (safe: crediting and refunds are idempotent)")
+    def process_again(self, request, queryset) -> None:
+        from accounts.billing import StripeEventFailed, stripe_event_process
+
+        for event in queryset:
+            try:
+                event = stripe_event_process(event_id=event.pk, force=True)
+            except StripeEventFailed as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+            else:
+                self.message_user(request, f"{event.stripe_id}: {event.state}. {event.error}".strip())

@@ -1,0 +1,80 @@
+"""The admin for Stripe top-ups: TopUps and events, searchable, "process again" through the services."""
+
+import pytest
+
+from accounts.audit import audit_mismatches
+from accounts.billing import topup_create
+from accounts.models import StripeEvent, TopUp, User
+from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
+    deliver,
+    fake_stripe_fixture,
+    stripe_server_fixture,
+)
+
+
+@pytest.fixture(autouse=True)
+def books_balance(db):
+    yield
+    assert audit_mismatches() == []
+
+
+def balance(user: User) -> int:
+    return User.objects.values_list("balance_cents", flat=True).get(pk=user.pk)
+
+
+def html(response) -> str:
+    return response.content.decode()
+
+
+def test_admin_lists_and_searches_topups_and_events(fake_stripe, alice, admin_client):
+    topup = topup_create(user=alice, amount_cents=1000)
+    deliver(fake_stripe.event("checkout.session.completed", fake_stripe.mark_paid(topup.stripe_session_id)))
+
+    topups = admin_client.get("/admin/accounts/topup/", {"q": topup.stripe_session_id})
+    events = admin_client.get("/admin/accounts/stripeevent/", {"q": "checkout.session.completed"})
+    shortfalls = admin_client.get("/admin/accounts/topup/", {"shortfall": "yes"})
+
+    assert topups.status_code == events.status_code == shortfalls.status_code == 200
+    assert f"/admin/accounts/topup/{topup.pk}/change/" in html(topups)
+    assert f"/admin/accounts/topup/{topup.pk}/change/" not in html(shortfalls)
+    assert StripeEvent.objects.get().stripe_id in html(events)
+    assert admin_client.get(f"/admin/accounts/topup/{topup.pk}/change/").status_code == 200
+
+
+def test_admin_process_again_handles_a_failed_event_through_the_service(fake_stripe, carol, admin_client):
+    topup = topup_create(user=carol, amount_cents=1000)
+    session = fake_stripe.mark_paid(topup.stripe_session_id)
+    refund = fake_stripe.event("charge.refunded", fake_stripe.refund(topup.stripe_session_id, 1000))
+    assert deliver(refund).status_code == 500  # not credited yet
+    deliver(fake_stripe.event("checkout.session.completed", session))
+    event = StripeEvent.objects.get(stripe_id=refund["id"])
+
+    response = admin_client.post(
+        "/admin/accounts/stripeevent/",
+        {"action": "process_again", "_selected_action": [event.pk]},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    event.refresh_from_db()
+    assert (event.state, event.attempts) == (StripeEvent.State.PROCESSED, 2)
+    assert balance(carol) == 0
+    assert TopUp.objects.get().state == TopUp.State.REFUNDED
+
+
+def test_admin_process_again_on_a_topup_asks_stripe_and_credits_once(fake_stripe, carol, admin_client):
+    topup = topup_create(user=carol, amount_cents=1000)
+    fake_stripe.mark_paid(topup.stripe_session_id)
+
+    for _ in range(2):
+        admin_client.post(
+            "/admin/accounts/topup/", {"action": "check_with_stripe", "_selected_action": [topup.pk]}
+        )
+
+    topup.refresh_from_db()
+    assert topup.state == TopUp.State.PAID
+    assert balance(carol) == 1000
+
+
+def test_admin_cannot_add_or_delete_topups(admin_client):
+    assert admin_client.get("/admin/accounts/topup/add/").status_code == 403

@@ -79,7 +79,7 @@ def _create(request: HttpRequest) -> JsonResponse:
         generation, created = generation_create(user=request.user, idempotency_key=key, **form.cleaned_data)
     except UpstreamUnconfigured as exc:
         return api_error("upstream_unconfigured", exc.message, status=503)
-    except TooManyActive as exc:
+    except TooManyActive as exc:  # or SubmittingTooFast
         return api_error("rate_limited", str(exc), status=429)
     except InsufficientCredits as exc:
         return api_error(

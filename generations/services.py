@@ -7,11 +7,13 @@ lets a callback, a scheduled poll, the sweeper and an operator race without harm
 
 import logging
 import secrets
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core import signing
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -41,7 +43,29 @@ class TooManyActive(Exception):
         )
 
 
-__all__ = ["InsufficientCredits", "TooManyActive", "UpstreamUnconfigured"]
+class SubmittingTooFast(TooManyActive):
+    """Also a TooManyActive, so every caller that handles the one limit handles the other."""
+
+    def __init__(self) -> None:
+        self.limit = 0
+        Exception.__init__(self, "You are starting videos too fast. Wait a minute, then try again.")
+
+
+__all__ = ["InsufficientCredits", "SubmittingTooFast", "TooManyActive", "UpstreamUnconfigured"]
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _submit_rate_exceeded(user_id: int) -> bool:
+    """A fixed window per user in the cache (Redis), shared by every web process."""
+    count, _, unit = settings.SUBMIT_RATE_LIMIT.partition("/")
+    period = _PERIODS[unit[-1]] * int(unit[:-1] or 1)
+    key = f"submit-rate:{user_id}:{int(time.time() // period)}"
+    cache.add(key, 0, timeout=period + 5)
+    try:
+        return cache.incr(key) > int(count)
+    except ValueError:  # the key expired between add and incr
+        return False
 
 
 def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: str | None = None) -> None:
@@ -71,7 +95,8 @@ def generation_create(
 ) -> tuple[Generation, bool]:
     """Hold the credits and queue the generation; return it and whether it is new.
 
-    Raises UpstreamUnconfigured, TooManyActive or InsufficientCredits, leaving nothing behind.
+    Raises UpstreamUnconfigured, SubmittingTooFast, TooManyActive or InsufficientCredits,
+    leaving nothing behind.
     """
     if idempotency_key:
         existing = Generation.objects.filter(user=user, idempotency_key=idempotency_key).first()
@@ -79,6 +104,8 @@ def generation_create(
             return existing, False
     if not shortapi.is_configured():
         raise UpstreamUnconfigured()
+    if _submit_rate_exceeded(user.pk):
+        raise SubmittingTooFast()
     price = quote(mode, duration)
     with transaction.atomic():
         # The user's row lock serialises one user's submissions, so the active count and an

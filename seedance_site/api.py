@@ -5,8 +5,10 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django_ratelimit.core import is_ratelimited
 
 from accounts.services import api_token_authenticate
 
@@ -29,6 +31,16 @@ def form_error(form: Any) -> JsonResponse:
     fields = {name: [str(m) for m in messages] for name, messages in form.errors.items()}
     first = next(iter(fields.values()))[0] if fields else "The request is not valid."
     return api_error("invalid_request", first, status=400, fields=fields)
+
+
+def api_over_limit(request: HttpRequest) -> bool:
+    """Per address always, and per user once we know who it is: a shared office address and a
+    single runaway script are both kept in check."""
+    by_ip = is_ratelimited(request, group="api-ip", key="ip", rate=settings.API_IP_RATE_LIMIT, increment=True)
+    by_user = request.user.is_authenticated and is_ratelimited(
+        request, group="api-user", key="user", rate=settings.API_USER_RATE_LIMIT, increment=True
+    )
+    return bool(by_ip or by_user)
 
 
 def bearer_user(request: HttpRequest):
@@ -59,6 +71,10 @@ def api_view(*, methods: tuple[str, ...], auth: bool = True) -> Callable[[View],
                         status=401,
                     )
                 request.user = user
+            if api_over_limit(request):
+                return api_error(
+                    "rate_limited", "Too many requests. Slow down and try again in a minute.", status=429
+                )
             if request.method == "POST":
                 try:
                     body = json.loads(request.body or b"{}")

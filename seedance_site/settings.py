@@ -136,6 +136,10 @@ LOGOUT_REDIRECT_URL = "home"
 # Rate limits, "<count>/<period>" as django-ratelimit reads them.
 LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10/m")
 SIGNUP_RATE_LIMIT = env_str("SIGNUP_RATE_LIMIT", "10/h")
+API_USER_RATE_LIMIT = env_str("API_USER_RATE_LIMIT", "600/m")
+API_IP_RATE_LIMIT = env_str("API_IP_RATE_LIMIT", "1200/m")
+# New generations per user, on top of MAX_ACTIVE_GENERATIONS_PER_USER (web and API together).
+SUBMIT_RATE_LIMIT = env_str("SUBMIT_RATE_LIMIT", "30/m")
 RATELIMIT_VIEW = "seedance_site.views.rate_limited"
 
 # --- Email: console in development, SMTP when a host is named ----------------------------

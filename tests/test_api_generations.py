@@ -204,3 +204,31 @@ def test_the_list_filters_by_status(alice_api, alice):
 @pytest.mark.parametrize("query", ["status=done", "limit=0", "limit=101", "limit=x", "cursor=%%%"])
 def test_bad_list_parameters_are_400(alice_api, query):
     fields_of(alice_api.get(f"/api/v1/generations?{query}"))
+
+
+def test_submitting_too_fast_is_429_and_holds_nothing(alice_api, alice, settings):
+    settings.SUBMIT_RATE_LIMIT = "2/m"
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 100
+    assert alice_api.post("/api/v1/generations", {"prompt": "a"}).status_code == 201
+    assert alice_api.post("/api/v1/generations", {"prompt": "b"}).status_code == 201
+    response = alice_api.post("/api/v1/generations", {"prompt": "c"})
+    assert response.status_code == 429
+    assert response.json()["error"]["code"] == "rate_limited"
+    assert Generation.objects.count() == 2
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_000 - 2 * 120
+
+
+def test_the_api_is_rate_limited_per_user(alice_api, bob_api, settings):
+    settings.API_USER_RATE_LIMIT = "3/m"
+    assert [alice_api.get("/api/v1/account").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert alice_api.get("/api/v1/account").json()["error"]["code"] == "rate_limited"
+    assert bob_api.get("/api/v1/account").status_code == 200
+
+
+def test_the_api_is_rate_limited_per_address(settings):
+    settings.API_IP_RATE_LIMIT = "2/m"
+    from tests.conftest import ApiClient
+
+    anonymous = ApiClient(None)
+    assert [anonymous.get("/api/v1/pricing").status_code for _ in range(3)] == [200, 200, 429]

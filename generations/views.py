@@ -98,6 +98,8 @@ def _mode_choices() -> list[dict]:
 
 def duration_text(seconds: float) -> str:
     seconds = max(0, int(seconds))
+    if seconds < 1:
+        return "under a second"
     if seconds < 60:
         return f"{seconds} s"
     return f"{seconds // 60} min {seconds % 60:02d} s"
@@ -218,10 +220,14 @@ def generate(request: HttpRequest) -> HttpResponse:
         form = GenerationForm(initial=_initial_from_query(request.GET))
         key = str(uuid.uuid4())
     chosen = _chosen(form)
-    prompt_attrs = {"aria-describedby": "prompt-help prompt-count", "placeholder": EXAMPLE_PROMPTS[0]}
+    prompt_attrs = {
+        "aria-describedby": "prompt-help prompt-count",
+        "placeholder": f"e.g. {EXAMPLE_PROMPTS[0]}",
+    }
     if form["prompt"].errors:
         prompt_attrs["aria-describedby"] += " prompt-error"
         prompt_attrs["aria-invalid"] = "true"
+        prompt_attrs["autofocus"] = True
     form.fields["prompt"].widget.attrs.update(prompt_attrs)
     balance = request.user.balance_cents
     context = {

@@ -96,7 +96,9 @@
       var elapsed = Number(panel.dataset.elapsedSeconds) + (Date.now() - seen.get(panel)) / 1000;
       panel.querySelectorAll("[data-elapsed]").forEach(function (el) { el.textContent = fmt(elapsed); });
       var bar = panel.querySelector("progress[max]");
-      if (bar) bar.value = Math.min(elapsed, Number(bar.max));
+      // Past the estimate the bar would sit full and look stuck; it turns indeterminate.
+      if (bar && elapsed < Number(bar.max)) bar.value = elapsed;
+      else if (bar) bar.removeAttribute("value");
     });
   }
   setInterval(tick, 1000);

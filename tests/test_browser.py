@@ -1,0 +1,285 @@
+"""The portal in headless Chromium (Playwright, sync API) against the live server, the ShortAPI
+simulator and a real RQ worker.
+
+The worker runs in this (main) thread through `run_jobs`, between browser steps: RQ installs
+signal handlers, which only the main thread may do. The browser is its own process, so its
+htmx polling goes on while the worker runs, and the page is checked afterwards for having
+updated by itself.
+
+Screenshots of every page at desktop and phone widths land in /work/main/screenshots/
+(git-ignored); look at them after a change to the templates or the stylesheet.
+"""
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from generations.models import Generation
+from generations.services import generation_create, generation_set_share
+from tests.conftest import ROOT, make_user, run_jobs
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+SCREENSHOTS = ROOT / "screenshots"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="browser tests need Chromium at /usr/bin/chromium (apt-get install chromium); CI installs it",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop marked as running in this thread (it steps it
+    # from a greenlet), and Django then refuses ORM calls here (the worker's, the assertions').
+    # Nothing async ever runs alongside them, so the guard is safely lifted for these tests.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+def status_of(generation_id: object) -> str:
+    return Generation.objects.get(pk=generation_id).public_status
+
+
+def log_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw-" + username * 2)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def log_out(page) -> None:
+    if page.get_attribute("details.menu", "open") is None:
+        page.click("details.menu summary")
+    page.click("details.menu button:has-text('Log out')")
+    page.wait_for_selector("a:has-text('Log in')")
+
+
+def play(page, selector: str) -> None:
+    """Start the video and wait until it has a frame to show (readyState >= 2)."""
+    page.eval_on_selector(selector, "v => { v.muted = true; return v.play(); }")
+    page.wait_for_function(f"document.querySelector({selector!r}).readyState >= 2", timeout=15_000)
+
+
+def test_a_new_user_signs_up_generates_watches_it_arrive_and_shares_it(
+    pipeline, live_server, browser, settings
+):
+    settings.SIGNUP_CREDITS = 1_000
+    base = live_server.url
+    page = browser.new_page(viewport=DESKTOP)
+
+    # Sign up: the welcome credits show in the header.
+    page.goto(f"{base}/")
+    page.click("header a:has-text('Sign up')")
+    page.fill("#id_username", "dana")
+    page.fill("#id_email", "dana@example.com")
+    page.fill("#id_password1", "a-Long-pass-77")
+    page.fill("#id_password2", "a-Long-pass-77")
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Welcome to Seedance Studio, dana!")
+    assert page.inner_text("#balance").strip().endswith("$10.00")
+
+    # Generate: the counter, the example prompts and the quote follow every change.
+    page.click("nav a:has-text('Generate')")
+    assert page.get_attribute("nav a:has-text('Generate')", "aria-current") == "page"
+    assert page.inner_text("#quote") == "5 s × $0.24 = $1.20 · balance after: $8.80"
+    page.click("a.example >> nth=1")
+    assert page.input_value("#id_prompt").startswith("Aerial drone shot")
+    prompt = "A red fox trots through fresh snow at dawn"
+    page.fill("#id_prompt", prompt)
+    assert page.inner_text("#prompt-count [data-count]") == str(len(prompt))
+    page.click("label.choice:has(input[value=fast])")
+    page.fill("#id_duration", "4")
+    assert page.inner_text("#duration-value") == "4 s"
+    page.click("label.ratio:has(input[value='9:16'])")
+    assert page.is_checked("input[name=aspect_ratio][value='9:16']")
+    assert page.inner_text("#quote") == "4 s × $0.20 = $0.80 · balance after: $9.20"
+    page.fill("#id_duration", "15")
+    assert page.inner_text("#quote") == "15 s × $0.20 = $3.00 · balance after: $7.00"
+    page.fill("#id_duration", "4")
+    page.click("#generate-button")
+    page.wait_for_url(re.compile(r".*/generations/[0-9a-f-]{36}/$"))
+    generation_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    generation = Generation.objects.get(pk=generation_id)
+    assert (generation.prompt, generation.mode, generation.duration, generation.aspect_ratio) == (
+        prompt,
+        "fast",
+        4,
+        "9:16",
+    )
+    assert page.inner_text("#balance").strip().endswith("$9.20")
+    assert page.get_attribute("#status", "data-status") == "queued"
+    page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+
+    # The status changes without a reload: queued → running → the video itself.
+    run_jobs(lambda: status_of(generation_id) != "queued")
+    page.wait_for_selector("#status[data-status=running], #status[data-status=succeeded]", timeout=10_000)
+    run_jobs(lambda: status_of(generation_id) == "succeeded")
+    page.wait_for_selector("#player video", timeout=10_000)
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.get_attribute("#status", "hx-trigger") is None  # polling has stopped
+    assert page.is_visible("a:has-text('Download MP4')")
+    play(page, "#player video")
+    run_jobs()  # the poster
+
+    # The gallery shows it, with its poster frame; hovering plays it.
+    page.click("nav a:has-text('Gallery')")
+    tile = page.locator("li.tile", has_text=prompt)
+    assert tile.count() == 1
+    assert page.evaluate("document.querySelector('li.tile img').naturalWidth") > 0
+    tile.hover()
+    page.wait_for_selector("li.tile.playing", timeout=10_000)
+
+    # Share it, then look at it logged out: on Explore and on its own page.
+    tile.locator("a.tile-link").click()
+    page.click("button:has-text('Share publicly')")
+    public_url = page.input_value("#share-url")
+    assert re.fullmatch(rf"{re.escape(base)}/v/[\w-]+/", public_url)
+    log_out(page)
+    page.goto(f"{base}/explore/")
+    shared_tile = page.locator("li.tile", has_text=prompt)
+    assert shared_tile.count() == 1 and "@dana" in shared_tile.inner_text()
+    page.goto(public_url)
+    assert page.get_attribute("meta[property='og:type']", "content") == "video.other"
+    assert page.get_attribute("meta[property='og:video']", "content").startswith(f"{base}/videos/")
+    assert page.get_attribute("meta[property='og:image']", "content").endswith("/poster.jpg")
+    play(page, "main video")
+    page.close()
+
+
+# --- Screenshots ---------------------------------------------------------------------------------
+
+
+def make_videos(alice, bob) -> dict[str, Generation]:
+    """Real videos and posters through the simulator, in each state a page can show."""
+    specs = {
+        "fox": ("A red fox trots through fresh snow at dawn, slow tracking shot", "std", 5, "16:9"),
+        "drone": ("Aerial drone shot over a misty pine forest at sunrise", "fast", 4, "21:9"),
+        "neon": ("Close-up of rain drops on a neon-lit Tokyo street at night", "std", 6, "9:16"),
+        "boat": ("A paper boat drifts down a stream in spring, macro lens", "fast", 4, "1:1"),
+        "failed": ("[sim:fail] An astronaut cat plays the piano on the moon", "std", 5, "4:3"),
+    }
+    made = {}
+    for name, (prompt, mode, duration, ratio) in specs.items():
+        made[name], _ = generation_create(
+            user=alice, prompt=prompt, mode=mode, duration=duration, aspect_ratio=ratio
+        )
+    made["bob"], _ = generation_create(
+        user=bob,
+        prompt="A lighthouse in a storm, waves crashing",
+        mode="fast",
+        duration=4,
+        aspect_ratio="3:4",
+    )
+    run_jobs(lambda: all(status_of(g.pk) in ("succeeded", "failed") for g in made.values()), timeout=60)
+    run_jobs()  # posters
+    for name in ("fox", "neon", "bob"):
+        generation_set_share(generation=Generation.objects.get(pk=made[name].pk), shared=True)
+    made["running"], _ = generation_create(
+        user=alice,
+        prompt="[sim:never] A hot-air balloon over Cappadocia",
+        mode="std",
+        duration=8,
+        aspect_ratio="16:9",
+    )
+    run_jobs(lambda: status_of(made["running"].pk) == "running")
+    # Created last and never given to the worker, so it stays queued.
+    made["queued"], _ = generation_create(
+        user=alice, prompt="A koi pond in the rain, top-down view", mode="std", duration=5, aspect_ratio="1:1"
+    )
+    return {name: Generation.objects.get(pk=g.pk) for name, g in made.items()}
+
+
+def test_screenshots_of_every_page(pipeline, live_server, browser, settings):
+    settings.MAX_ACTIVE_GENERATIONS_PER_USER = 20
+    alice, bob = make_user("alice", 10_000), make_user("bob", 10_000)
+    make_user("carol", 50)
+    videos = make_videos(alice, bob)
+    assert videos["failed"].status == "failed" and videos["fox"].status == "succeeded"
+    base = live_server.url
+    SCREENSHOTS.mkdir(exist_ok=True)
+    anonymous = {
+        "home": "/",
+        "signup": "/accounts/signup/",
+        "login": "/accounts/login/",
+        "explore": "/explore/",
+        "shared": f"/v/{videos['fox'].share_slug}/",
+        "404": "/no-such-page/",
+    }
+    logged_in = {
+        "home-logged-in": "/",
+        "generate": "/generate/",
+        "generation-queued": f"/generations/{videos['queued'].pk}/",
+        "generation-running": f"/generations/{videos['running'].pk}/",
+        "generation-succeeded": f"/generations/{videos['fox'].pk}/",
+        "generation-shared": f"/generations/{videos['neon'].pk}/",
+        "generation-failed": f"/generations/{videos['failed'].pk}/",
+        "gallery": "/gallery/",
+        "gallery-filtered": "/gallery/?status=succeeded&mode=fast",
+        "account": "/accounts/",
+    }
+    taken = []
+    for width_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        context = browser.new_context(viewport=viewport, is_mobile=width_name == "phone", has_touch=True)
+        page = context.new_page()
+
+        def shoot(name: str, path: str | None = None, *, page=page, suffix=width_name) -> None:
+            if path is not None:
+                page.goto(base + path, wait_until="load")
+            file = SCREENSHOTS / f"{name}-{suffix}.png"
+            page.screenshot(path=str(file), full_page=True, animations="disabled")
+            taken.append(file)
+
+        for name, path in anonymous.items():
+            shoot(name, path)
+        log_in(page, base, "alice")
+        for name, path in logged_in.items():
+            shoot(name, path)
+        # The generate page with errors: an empty prompt, then too little money.
+        page.goto(f"{base}/generate/")
+        page.click("#generate-button")
+        page.wait_for_selector(".form-errors, .error")
+        shoot("generate-error")
+        page.click("details.menu summary")
+        shoot("account-menu-open")
+        # Carol has no credits: the quote warns, and submitting says to top up.
+        log_out(page)
+        log_in(page, base, "carol")
+        page.goto(f"{base}/generate/")
+        page.fill("#id_prompt", "A long film about the sea")
+        shoot("generate-short-quote")
+        page.click("#generate-button")
+        page.wait_for_selector(".form-errors")
+        shoot("generate-no-credits")
+        context.close()
+    assert len(taken) == 2 * (len(anonymous) + len(logged_in) + 4)
+    assert all(file.stat().st_size > 5_000 for file in taken)

@@ -68,11 +68,18 @@ def _submit_rate_exceeded(user_id: int) -> bool:
         return False
 
 
+# Jobs that finish work already paid for go to the front of the queue: a burst of new
+# submissions or poster frames must not delay a finished video by minutes.
+URGENT_JOBS = frozenset({"generations.jobs.poll", "generations.jobs.fetch"})
+
+
 def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: str | None = None) -> None:
     import django_rq
 
     queue = django_rq.get_queue("default")
-    kwargs = {"job_id": job_id} if job_id else {}
+    kwargs: dict[str, object] = {"at_front": func_path in URGENT_JOBS}
+    if job_id:
+        kwargs["job_id"] = job_id
     if delay and delay > 0:
         queue.enqueue_in(timedelta(seconds=delay), func_path, *args, **kwargs)
     else:

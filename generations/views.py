@@ -5,6 +5,7 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -13,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.credits import InsufficientCredits
 from generations.forms import PROMPT_MAX, GenerationForm
@@ -166,7 +168,7 @@ def _quote_context(*, mode: str, duration: int, balance_cents: int) -> dict:
 
 
 def _initial_from_query(query: dict) -> dict:
-    """ "Generate again" links and example prompts prefill the form; anything odd is dropped."""
+    """Prefill from "generate again" links and example prompts; anything odd is dropped."""
     initial: dict = {}
     if query.get("prompt"):
         initial["prompt"] = query["prompt"][:PROMPT_MAX]
@@ -219,6 +221,12 @@ def generate(request: HttpRequest) -> HttpResponse:
     else:
         form = GenerationForm(initial=_initial_from_query(request.GET))
         key = str(uuid.uuid4())
+    return render(
+        request, "generations/generate.html", _generate_context(request, form, key, short_of_credits)
+    )
+
+
+def _generate_context(request: HttpRequest, form: GenerationForm, key: str, short_of_credits: bool) -> dict:
     chosen = _chosen(form)
     prompt_attrs = {
         "aria-describedby": "prompt-help prompt-count",
@@ -230,7 +238,7 @@ def generate(request: HttpRequest) -> HttpResponse:
         prompt_attrs["autofocus"] = True
     form.fields["prompt"].widget.attrs.update(prompt_attrs)
     balance = request.user.balance_cents
-    context = {
+    return {
         "form": form,
         "idempotency_key": key,
         "chosen": chosen,
@@ -245,7 +253,6 @@ def generate(request: HttpRequest) -> HttpResponse:
         "prompt_max": PROMPT_MAX,
         "prompt_length": len(form["prompt"].value() or ""),
     }
-    return render(request, "generations/generate.html", context)
 
 
 # --- One generation --------------------------------------------------------------------------
@@ -302,11 +309,15 @@ def generation_detail(request: HttpRequest, generation_id: uuid.UUID) -> HttpRes
     return render(request, "generations/detail.html", _generation_context(request, generation))
 
 
-@login_required
 def generation_status(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     """The fragment the generation page polls. While nothing has changed it answers 204, which
     htmx leaves alone (the elapsed clock ticks in the browser); once finished it sends the
     status without a trigger, so polling stops, plus the player, actions and balance."""
+    if not request.user.is_authenticated:
+        # Logged out in another tab: move the whole page to the login form, rather than let
+        # htmx follow the redirect and paste a login form into the status box.
+        to_login = redirect_to_login(reverse("generation_detail", args=[generation_id]))
+        return HttpResponseClientRedirect(to_login.url) if request.htmx else to_login
     generation = generation_for_user(user=request.user, generation_id=generation_id)
     if not generation.is_finished and request.GET.get("seen") == generation.public_status:
         return HttpResponse(status=204)

@@ -176,6 +176,30 @@ def test_a_new_user_signs_up_generates_watches_it_arrive_and_shares_it(
     page.close()
 
 
+def test_without_javascript_the_form_still_generates(live_server, browser, settings):
+    settings.SHORTAPI_KEY = "x"  # nothing runs the job: this is about the form
+    make_user("erin", 500)
+    base = live_server.url
+    context = browser.new_context(viewport=PHONE, java_script_enabled=False)
+    page = context.new_page()
+    log_in(page, base, "erin")
+    page.goto(f"{base}/generate/")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    assert page.inner_text("#quote") == "5 s × $0.24 = $1.20 · balance after: $3.80"
+    page.click("a.example >> nth=2")  # without JS it is a link that prefills the form
+    assert page.input_value("#id_prompt").startswith("Close-up of rain drops")
+    page.click("label.choice:has(input[value=fast])")
+    page.click("label.ratio:has(input[value='1:1'])")
+    page.click("#generate-button")
+    page.wait_for_url(re.compile(r".*/generations/[0-9a-f-]{36}/$"))
+    generation = Generation.objects.get(user__username="erin")
+    assert (generation.mode, generation.aspect_ratio, generation.duration) == ("fast", "1:1", 5)
+    # With scripting off the page refreshes itself until the video is ready.
+    assert 'http-equiv="refresh"' in page.content()
+    context.close()
+
+
 # --- Screenshots ---------------------------------------------------------------------------------
 
 

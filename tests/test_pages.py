@@ -407,6 +407,15 @@ def test_anonymous_users_are_sent_to_log_in(bob):
     assert Generation.objects.filter(pk=generation.pk, shared=False).exists()
 
 
+def test_a_poll_after_logging_out_sends_the_whole_page_to_log_in(bob):
+    generation = make_generation(bob, status=Status.RUNNING)
+    response = Client().get(
+        f"/generations/{generation.pk}/status/?seen=running", headers={"HX-Request": "true"}
+    )
+    assert response.status_code == 200
+    assert response["HX-Redirect"] == f"/accounts/login/?next=/generations/{generation.pk}/"
+
+
 # --- Posters, sharing, deleting ------------------------------------------------------------------
 
 

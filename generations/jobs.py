@@ -57,7 +57,7 @@ def _fail(generation_id: str, failure_class: str, detail: str, upstream_error: s
 
 
 def _backoff(attempt: int) -> float:
-    return min(settings.GENERATION_POLL_INITIAL_SECONDS * (2 ** max(attempt - 1, 0)), 300.0)
+    return min(settings.GENERATION_POLL_INITIAL_SECONDS * (2 ** max(attempt - 1, 0)), 60.0)
 
 
 def submit(generation_id: str) -> None:
@@ -73,11 +73,12 @@ def submit(generation_id: str) -> None:
             callback_url=callback_url(generation.pk),
         )
     except shortapi.RetryLater as exc:
-        if generation.submit_attempts >= settings.GENERATION_SUBMIT_ATTEMPTS:
+        waited = (timezone.now() - generation.created_at).total_seconds()
+        if waited >= settings.GENERATION_SUBMIT_RETRY_SECONDS:
             _fail(
                 generation_id,
                 "create_failed",
-                f"create failed {generation.submit_attempts} times; last: {exc}",
+                f"create failed {generation.submit_attempts} times over {waited:.0f} s; last: {exc}",
             )
         elif generation_release_submit(generation_id=generation_id, detail=f"create attempt failed: {exc}"):
             enqueue("generations.jobs.submit", generation_id, delay=_backoff(generation.submit_attempts))

@@ -113,7 +113,13 @@ CHUNK_BYTES = 64 * 1024
 
 _MARKER_RE = re.compile(r"\[sim:([^\]]*)\]")
 _FAULT_RE = re.compile(r"(create|query)-(429|500|nonjson-|timeout-)x(\d+)")
-_VIDEO_MARKERS = {"video-404": "404", "video-big": "big", "video-html": "html", "video-loopback": "loopback"}
+_VIDEO_MARKERS = {
+    "video-404": "404",
+    "video-big": "big",
+    "video-html": "html",
+    "video-loopback": "loopback",
+    "video-slow": "slow",
+}
 
 
 class InvalidRequest(Exception):
@@ -131,7 +137,7 @@ class Markers:
     no_callback: bool = False
     never: bool = False
     status_7: bool = False
-    video: str | None = None  # "404" | "big" | "html" | "loopback"
+    video: str | None = None  # "404" | "big" | "html" | "loopback" | "slow"
     seconds: float | None = None
 
 
@@ -286,6 +292,7 @@ class _Reply:
     headers: dict[str, str] = field(default_factory=dict)
     file: Path | None = None
     junk_bytes: int | None = None
+    trickle_seconds: float = 0.0
 
 
 def _json_reply(payload: Any, status: int = 200, **headers: str) -> _Reply:
@@ -473,7 +480,16 @@ class _Handler(BaseHTTPRequestHandler):
             with reply.file.open("rb") as video:
                 size = os.fstat(video.fileno()).st_size
                 self._send_head(reply, size)
-                if not head_only:
+                if head_only:
+                    return
+                if reply.trickle_seconds:
+                    pieces = 20
+                    step = max(1, size // pieces)
+                    while chunk := video.read(step):
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                        time.sleep(reply.trickle_seconds / pieces)
+                else:
                     shutil.copyfileobj(video, self.wfile, CHUNK_BYTES)
             return
         if reply.junk_bytes is not None:
@@ -521,6 +537,7 @@ class Simulator:
         create_delay: float = 10.0,
         query_delay: float = 10.0,
         big_bytes: int = 64 * 1024 * 1024,
+        slow_seconds: float = 5.0,
         callback_timeout: float = 5.0,
         callback_workers: int = 16,
         verbose: bool = False,
@@ -532,6 +549,7 @@ class Simulator:
         self.create_delay = create_delay
         self.query_delay = query_delay
         self.big_bytes = big_bytes
+        self.slow_seconds = slow_seconds
         self.callback_timeout = callback_timeout
         self.callback_workers = callback_workers
         self.verbose = verbose
@@ -843,7 +861,8 @@ class Simulator:
         if job.markers.video == "big":
             return _Reply(200, content_type="video/mp4", junk_bytes=self.big_bytes)
         path = self.videos.path(job.args["duration"], job.args["aspect_ratio"])
-        return _Reply(200, content_type="video/mp4", file=path)
+        trickle = self.slow_seconds if job.markers.video == "slow" else 0.0
+        return _Reply(200, content_type="video/mp4", file=path, trickle_seconds=trickle)
 
     def _control(self, method: str, route: str, body: bytes) -> _Reply:
         if route == "jobs" and method == "GET":

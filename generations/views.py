@@ -52,6 +52,8 @@ from generations.services import (
 )
 
 PAGE_SIZE = 24
+# "Ready" rather than "Succeeded": shorter, and what the generation page says.
+STATUS_LABELS = {"queued": "Queued", "running": "Running", "succeeded": "Ready", "failed": "Failed"}
 HOME_SHOWCASE = 8
 IDEMPOTENCY_KEY_MAX = 200
 
@@ -414,7 +416,7 @@ def gallery(request: HttpRequest) -> HttpResponse:
         "items": [_tile(request, g, public=False) for g in page],
         "filters": filters,
         "filtered": any(filters.values()),
-        "statuses": list(PUBLIC_STATUSES),
+        "statuses": [(s, STATUS_LABELS[s]) for s in PUBLIC_STATUSES],
         "modes": _mode_choices(),
         "ratios": ASPECT_RATIOS,
     }

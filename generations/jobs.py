@@ -2,10 +2,12 @@
 outside world, so one worker carries any number of generations in flight. Each is safe to
 run twice: it starts from a claim, and a lost claim means someone else did the work."""
 
+import functools
 import logging
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -29,6 +31,7 @@ from generations.services import (
     generation_release_submit,
     generation_succeed,
 )
+from seedance_site.logs import log_context
 
 logger = logging.getLogger(__name__)
 Status = Generation.Status
@@ -60,6 +63,18 @@ def _backoff(attempt: int) -> float:
     return min(settings.GENERATION_POLL_INITIAL_SECONDS * (2 ** max(attempt - 1, 0)), 60.0)
 
 
+def generation_job(job: Callable[[str], None]) -> Callable[[str], None]:
+    """Every log line written while a job works on a generation carries the generation's id."""
+
+    @functools.wraps(job)
+    def wrapper(generation_id: str) -> None:
+        with log_context(generation=generation_id):
+            job(generation_id)
+
+    return wrapper
+
+
+@generation_job
 def submit(generation_id: str) -> None:
     if not generation_claim_submit(generation_id=generation_id):
         return
@@ -104,6 +119,7 @@ def submit(generation_id: str) -> None:
         )
 
 
+@generation_job
 def poll(generation_id: str) -> None:
     generation = Generation.objects.filter(pk=generation_id, status=Status.RUNNING).first()
     if generation is None:
@@ -137,6 +153,7 @@ def poll(generation_id: str) -> None:
         enqueue("generations.jobs.poll", generation_id, delay=max(0.0, min(delay, remaining + 0.5)))
 
 
+@generation_job
 def fetch(generation_id: str) -> None:
     generation = Generation.objects.filter(pk=generation_id, status=Status.FETCHING).first()
     if generation is None:
@@ -170,6 +187,7 @@ def fetch(generation_id: str) -> None:
         default_storage.delete(name)  # a twin fetch won the claim
 
 
+@generation_job
 def make_poster(generation_id: str) -> None:
     """The first frame as a JPEG for the gallery; never holds up the video itself."""
     generation = Generation.objects.filter(pk=generation_id, status=Status.SUCCEEDED).first()

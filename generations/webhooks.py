@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from generations.models import Generation
 from generations.services import enqueue, generation_id_from_callback_token, generation_mark_running
+from seedance_site.logs import log_context
 
 logger = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024
@@ -26,6 +27,11 @@ def shortapi_callback(request: HttpRequest, token: str) -> JsonResponse:
     generation_id = generation_id_from_callback_token(token)
     if generation_id is None:
         return JsonResponse({"error": {"code": "not_found", "message": "Unknown callback."}}, status=404)
+    with log_context(generation=generation_id):
+        return _handle(request, generation_id)
+
+
+def _handle(request: HttpRequest, generation_id: str) -> JsonResponse:
     generation = Generation.objects.filter(pk=generation_id).only("id", "status", "upstream_job_id").first()
     if generation is None:
         return JsonResponse({"error": {"code": "not_found", "message": "Unknown callback."}}, status=404)

@@ -248,12 +248,24 @@ TOPUP_PACKS_CENTS = _topup_packs()
 
 DEMO_CREDITS = 10_000
 
-# --- Logging: to stderr; secrets never appear because nothing logs headers or settings ----
+# --- Logging: to stderr; lines about a generation carry its id (seedance_site.logs) ---------
+# Secrets never appear: nothing logs request headers, settings or webhook payloads.
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "seedance_site.logs.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(context)s %(message)s"},
+        "json": {"()": "seedance_site.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -2,6 +2,7 @@
 simulator over real HTTP. Every outcome ends settled: a stored video and one charge, or a
 failure and exactly one refund."""
 
+import json
 import subprocess
 
 import imageio_ffmpeg
@@ -279,3 +280,20 @@ def test_the_ledger_sums_to_the_balance_after_a_mix_of_outcomes(pipeline, alice_
     total = CreditEntry.objects.filter(user=alice).aggregate(s=Sum("amount_cents"))["s"]
     assert alice.balance_cents == total == 10_000 - 2 * 96
     assert audit_mismatches() == []
+
+
+def test_every_log_line_about_a_generation_carries_its_id(pipeline, alice_api_tx, caplog):
+    import logging
+
+    from seedance_site.logs import ContextFilter, JsonFormatter
+
+    _, api = alice_api_tx
+    caplog.handler.addFilter(ContextFilter())
+    with caplog.at_level(logging.INFO, logger="generations"):
+        generation = settle(submit(api, "[sim:fail] logged"))
+    job_lines = [r for r in caplog.records if r.name in ("generations.jobs", "generations.services")]
+    assert job_lines
+    worker_lines = [r for r in job_lines if r.context_fields]
+    assert worker_lines and all(r.context_fields == {"generation": str(generation.pk)} for r in worker_lines)
+    line = json.loads(JsonFormatter().format(worker_lines[-1]))
+    assert line["generation"] == str(generation.pk) and line["level"] == "WARNING"

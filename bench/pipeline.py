@@ -78,6 +78,10 @@ class Stack:
             "SHORTAPI_BASE_URL": self.sim_url,
             "SHORTAPI_KEY": SIM_KEY,
             "MAX_ACTIVE_GENERATIONS_PER_USER": "100000",
+            # One user submits everything here: lift the per-user limits, keep the mechanism.
+            "SUBMIT_RATE_LIMIT": "1000000/m",
+            "API_USER_RATE_LIMIT": "1000000/m",
+            "API_IP_RATE_LIMIT": "1000000/m",
             "MEDIA_ROOT": str(workdir / "media"),
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(ROOT),
@@ -325,8 +329,9 @@ def write_results(upstream: float, results: list[dict], naive: dict, database: s
     ]
     text = "\n".join(lines)
     results_path = ROOT / "bench" / "RESULTS.md"
-    existing = results_path.read_text() if results_path.exists() else "# Benchmark results\n\n"
-    results_path.write_text(existing.rstrip("\n") + "\n\n" + text)
+    # Append only: another benchmark may be writing its own section at the same time.
+    with results_path.open("a") as results:
+        results.write("\n" + text)
     return text
 
 

@@ -137,7 +137,8 @@ LOGOUT_REDIRECT_URL = "home"
 LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10/m")
 SIGNUP_RATE_LIMIT = env_str("SIGNUP_RATE_LIMIT", "10/h")
 API_USER_RATE_LIMIT = env_str("API_USER_RATE_LIMIT", "600/m")
-API_IP_RATE_LIMIT = env_str("API_IP_RATE_LIMIT", "1200/m")
+# Generous: an office or a carrier NAT puts many users behind one address.
+API_IP_RATE_LIMIT = env_str("API_IP_RATE_LIMIT", "6000/m")
 # New generations per user, on top of MAX_ACTIVE_GENERATIONS_PER_USER (web and API together).
 SUBMIT_RATE_LIMIT = env_str("SUBMIT_RATE_LIMIT", "30/m")
 RATELIMIT_VIEW = "seedance_site.views.rate_limited"

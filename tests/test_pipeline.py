@@ -297,3 +297,37 @@ def test_every_log_line_about_a_generation_carries_its_id(pipeline, alice_api_tx
     assert worker_lines and all(r.context_fields == {"generation": str(generation.pk)} for r in worker_lines)
     line = json.loads(JsonFormatter().format(worker_lines[-1]))
     assert line["generation"] == str(generation.pk) and line["level"] == "WARNING"
+
+
+def test_with_object_storage_the_video_link_redirects_to_the_storage(pipeline, alice_api_tx, settings):
+    # Django's in-memory storage has no local path, like S3: the bytes are not proxied.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    }
+    _, api = alice_api_tx
+    generation = settle(submit(api))
+    assert generation.status == "succeeded"
+    body = api.get(f"/api/v1/generations/{generation.pk}").json()
+    response = Client().get(body["video_url"].removeprefix("http://testserver"))
+    assert response.status_code == 302
+    assert response["Location"].endswith(".mp4")
+    from django.core.files.storage import default_storage
+
+    with default_storage.open(generation.video.name) as stored:
+        assert stored.read(12)[4:8] == b"ftyp"
+
+
+def test_a_bucket_name_switches_media_to_s3():
+    from tests.test_deploy import run_manage
+
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.core.files.storage import storages; print(type(storages['default']).__name__)",
+        DJANGO_SECRET_KEY="x" * 60,
+        AWS_STORAGE_BUCKET_NAME="videos",
+        AWS_S3_ENDPOINT_URL="http://127.0.0.1:9",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "S3Storage"

@@ -6,9 +6,8 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
-from django.core.files.storage import default_storage
 from django.core.paginator import Page, Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,6 +17,7 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.credits import InsufficientCredits
 from generations.forms import PROMPT_MAX, GenerationForm
+from generations.media import serve_stored
 from generations.models import Generation
 from generations.pricing import (
     ASPECT_RATIOS,
@@ -331,15 +331,10 @@ def generation_poster(request: HttpRequest, generation_id: uuid.UUID) -> HttpRes
     generation = generation_visible_to(user=request.user, generation_id=generation_id)
     if not generation.poster:
         raise Http404("This video has no poster yet.")
-    if not hasattr(default_storage, "path"):
-        return HttpResponseRedirect(default_storage.url(generation.poster.name))
-    try:
-        handle = default_storage.open(generation.poster.name, "rb")
-    except FileNotFoundError:
-        raise Http404("No such poster.") from None
-    response = FileResponse(handle, content_type="image/jpeg")
-    # Private and short-lived: unsharing should hide the poster too, soon.
-    response["Cache-Control"] = "private, max-age=300"
+    response = serve_stored(generation.poster.name, content_type="image/jpeg")
+    if isinstance(response, FileResponse):
+        # Short-lived: unsharing should hide the poster from other viewers soon, too.
+        response["Cache-Control"] = "private, max-age=300"
     return response
 
 

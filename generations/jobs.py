@@ -50,7 +50,8 @@ USER_ERRORS = {
 def _fail(generation_id: str, failure_class: str, detail: str, upstream_error: str | None = None) -> bool:
     error = USER_ERRORS[failure_class]
     if upstream_error:
-        error = f"{error} It said: {upstream_error}"
+        said = upstream_error.strip()
+        error = f"{error} It said: “{said.rstrip('.')}”."
     return generation_fail(
         generation_id=generation_id,
         error=error + " Your credits have been returned.",
@@ -223,7 +224,8 @@ def make_poster(generation_id: str) -> None:
             name = default_storage.save(
                 f"posters/{generation.created_at:%Y/%m}/{generation.pk}.jpg", ContentFile(poster.read())
             )
-    Generation.objects.filter(pk=generation_id, poster="").update(poster=name)
+    if not Generation.objects.filter(pk=generation_id, poster="").update(poster=name):
+        default_storage.delete(name)  # deleted meanwhile, or a twin job was first
 
 
 # --- The sweeper ---------------------------------------------------------------------------

@@ -156,7 +156,7 @@ def pipeline(simulator, live_server, settings, tmp_path):
     return simulator
 
 
-def run_jobs(until=None, *, timeout: float = 20.0) -> None:
+def run_jobs(until=None, *, timeout: float = 60.0) -> None:
     """Run a real RQ worker (burst mode, in this thread) until `until()` holds, or without
     `until` until nothing is due; due scheduled jobs are moved to the queue as RQ's scheduler would."""
     import time

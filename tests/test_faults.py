@@ -28,7 +28,7 @@ def status(generation) -> str:
     return Generation.objects.get(pk=generation.pk).status
 
 
-def wait_for(condition, timeout: float = 20.0, what: str = "the condition") -> None:
+def wait_for(condition, timeout: float = 60.0, what: str = "the condition") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

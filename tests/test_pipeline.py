@@ -43,7 +43,7 @@ def finished(generation):
     return lambda: Generation.objects.get(pk=generation.pk).status in Generation.FINISHED
 
 
-def settle(generation, timeout=20.0):
+def settle(generation, timeout=60.0):
     run_jobs(finished(generation), timeout=timeout)
     generation.refresh_from_db()
     return generation

@@ -47,6 +47,11 @@
     if (tile && !tile.contains(e.relatedTarget)) stopTile(tile);
   });
 
+  // Read-only fields meant for copying (a new API token) select themselves on focus.
+  document.addEventListener("focusin", function (e) {
+    if (e.target.matches && e.target.matches("[data-select-on-focus]")) e.target.select();
+  });
+
   // Copy buttons: data-copy names the input whose value is copied.
   document.addEventListener("click", function (e) {
     var button = e.target.closest && e.target.closest("[data-copy]");

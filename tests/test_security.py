@@ -1,0 +1,81 @@
+"""Security by default: the headers every page carries, and no inline script to weaken them."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from generations.models import Generation
+from generations.services import generation_create, generation_set_share
+
+pytestmark = pytest.mark.django_db
+
+INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
+SCRIPT_TAG = re.compile(r"<script\b([^>]*)>", re.IGNORECASE)
+
+
+@pytest.fixture
+def pages(alice, settings):
+    settings.SHORTAPI_KEY = "configured"
+    generation, _ = generation_create(
+        user=alice, prompt="a gull", mode="fast", duration=4, aspect_ratio="1:1"
+    )
+    Generation.objects.filter(pk=generation.pk).update(status="succeeded", video="videos/x.mp4")
+    generation.refresh_from_db()
+    generation_set_share(generation=generation, shared=True)
+    public = [
+        "/",
+        "/explore/",
+        "/accounts/login/",
+        "/accounts/signup/",
+        "/accounts/password_reset/",
+        f"/v/{generation.share_slug}/",
+    ]
+    private = [
+        "/generate/",
+        "/gallery/",
+        "/billing/",
+        "/accounts/",
+        f"/generations/{generation.pk}/",
+        "/accounts/password_change/",
+    ]
+    return public, private
+
+
+def test_every_page_sends_a_strict_content_security_policy(pages, alice):
+    public, private = pages
+    anonymous, logged_in = Client(), Client()
+    logged_in.force_login(alice)
+    for client, path in [(anonymous, p) for p in public] + [(logged_in, p) for p in private]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        policy = response["Content-Security-Policy"]
+        assert (
+            "script-src 'self'" in policy
+            and "unsafe-inline" not in policy.split("script-src")[1].split(";")[0]
+        )
+        assert "frame-ancestors 'none'" in policy and "object-src 'none'" in policy
+        assert response["X-Frame-Options"] == "DENY"
+        assert response["X-Content-Type-Options"] == "nosniff"
+        assert response["Referrer-Policy"] == "same-origin"
+        html = response.content.decode()
+        assert not INLINE_HANDLER.search(html), f"inline event handler on {path}"
+        for attributes in SCRIPT_TAG.findall(html):
+            # A JSON data block (json_script) is never executed; any other script must be a file.
+            assert "src=" in attributes or 'type="application/json"' in attributes, (
+                f"inline <script> on {path}"
+            )
+
+
+def test_the_session_and_csrf_cookies_are_http_only_or_not_readable_by_scripts(alice):
+    client = Client()
+    response = client.post("/accounts/login/", {"username": "alice", "password": "pw-alicealice"})
+    assert response.cookies["sessionid"]["httponly"]
+
+
+def test_error_pages_leak_no_details(settings):
+    settings.DEBUG = False
+    response = Client().get("/no-such-page/")
+    assert response.status_code == 404
+    text = response.content.decode()
+    assert "Traceback" not in text and "SECRET" not in text and "Nothing here" in text

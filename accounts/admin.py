@@ -1,5 +1,7 @@
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.template.response import TemplateResponse
 
 from accounts.models import ApiToken, CreditEntry, StripeEvent, TopUp, User
 
@@ -15,12 +17,63 @@ class CreditEntryInline(admin.TabularInline):
     show_change_link = True
 
 
+class GrantCreditsForm(forms.Form):
+    amount_cents = forms.IntegerField(
+        label="Credits (cents)",
+        help_text="Negative takes credits back, never below zero.",
+        min_value=-10_000_000,
+        max_value=10_000_000,
+    )
+    reason = forms.CharField(max_length=200, help_text="Shown to the user in their credit history.")
+
+    def clean_amount_cents(self) -> int:
+        if self.cleaned_data["amount_cents"] == 0:
+            raise forms.ValidationError("Enter a number of credits other than zero.")
+        return self.cleaned_data["amount_cents"]
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     list_display = ("username", "email", "balance_cents", "is_staff", "date_joined")
     readonly_fields = ("balance_cents",)
     fieldsets = BaseUserAdmin.fieldsets + (("Credits", {"fields": ("balance_cents",)}),)
     inlines = [CreditEntryInline]
+    actions = ["grant_credits"]
+
+    @admin.action(description="Grant or take back credits…", permissions=["change"])
+    def grant_credits(self, request, queryset):
+        from accounts.credits import InsufficientCredits
+        from generations.operations import user_grant_credits
+
+        form = GrantCreditsForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            done, short = 0, []
+            for user in queryset:
+                try:
+                    user_grant_credits(
+                        user=user,
+                        amount_cents=form.cleaned_data["amount_cents"],
+                        reason=form.cleaned_data["reason"],
+                        operator=request.user.username,
+                    )
+                    done += 1
+                except InsufficientCredits:
+                    short.append(user.username)
+            self.message_user(request, f"Credits changed for {done} user(s).", messages.SUCCESS)
+            if short:
+                self.message_user(
+                    request, f"Not changed (balance too low): {', '.join(short)}.", messages.WARNING
+                )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Grant or take back credits",
+            "users": queryset,
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/grant_credits.html", context)
 
 
 @admin.register(CreditEntry)

@@ -124,3 +124,23 @@ def test_staff_pages_are_for_staff_only(alice):
     client.force_login(alice)
     assert client.get("/admin/overview/").status_code == 302
     assert client.get("/admin/django-rq/").status_code == 302
+
+
+def test_grant_credits_from_the_admin_goes_through_the_ledger(operator, alice, bob):
+    url = "/admin/accounts/user/"
+    selected = {"action": "grant_credits", "_selected_action": [alice.pk, bob.pk]}
+    form = operator.post(url, selected)
+    assert form.status_code == 200 and b"Grant or take back credits" in form.content
+    bad = operator.post(url, {**selected, "apply": "1", "amount_cents": "0", "reason": "x"})
+    assert b"other than zero" in bad.content
+    response = operator.post(
+        url, {**selected, "apply": "1", "amount_cents": "-10500", "reason": "oops"}, follow=True
+    )
+    assert "Not changed (balance too low): alice, bob" in response.content.decode()
+    operator.post(url, {**selected, "apply": "1", "amount_cents": "250", "reason": "sorry for the wait"})
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_250
+    entry = CreditEntry.objects.filter(user=alice).first()
+    assert (entry.kind, entry.description, entry.created_by) == ("grant", "sorry for the wait", "olga")
+    assert OperatorAction.objects.filter(action="grant_credits", operator="olga").count() == 2
+    assert audit_mismatches() == []

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django_ratelimit.core import is_ratelimited
@@ -77,7 +78,11 @@ def api_view(*, methods: tuple[str, ...], auth: bool = True) -> Callable[[View],
                 )
             if request.method == "POST":
                 try:
-                    body = json.loads(request.body or b"{}")
+                    raw = request.body
+                except RequestDataTooBig:
+                    return api_error("request_too_large", "The request body is too large.", status=413)
+                try:
+                    body = json.loads(raw or b"{}")
                 except (ValueError, UnicodeDecodeError):
                     return api_error("invalid_request", "The body must be valid JSON.", status=400)
                 if not isinstance(body, dict):

@@ -238,6 +238,10 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# Request bodies: a prompt is at most 2,000 characters and nothing here takes file uploads.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=64 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+
 # --- Product ----------------------------------------------------------------------------
 PRICE_STD_CENTS_PER_SECOND = env_int("PRICE_STD_CENTS_PER_SECOND", 24, minimum=0)
 PRICE_FAST_CENTS_PER_SECOND = env_int("PRICE_FAST_CENTS_PER_SECOND", 20, minimum=0)

@@ -79,3 +79,34 @@ def test_error_pages_leak_no_details(settings):
     assert response.status_code == 404
     text = response.content.decode()
     assert "Traceback" not in text and "SECRET" not in text and "Nothing here" in text
+
+
+def test_an_oversized_api_body_is_refused_with_the_error_shape(alice_api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024
+    response = alice_api.post("/api/v1/generations", {"prompt": "x" * 100_000})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+
+
+def test_admin_pages_have_no_inline_script_either(alice):
+    from accounts.models import User
+
+    User.objects.filter(pk=alice.pk).update(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(alice)
+    for path in [
+        "/admin/",
+        "/admin/generations/generation/",
+        "/admin/accounts/user/",
+        "/admin/overview/",
+        "/admin/django-rq/",
+        f"/admin/accounts/user/{alice.pk}/change/",
+    ]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        html = response.content.decode()
+        assert not INLINE_HANDLER.search(html), f"inline event handler on {path}"
+        for attributes in SCRIPT_TAG.findall(html):
+            assert "src=" in attributes or 'type="application/json"' in attributes, (
+                f"inline <script> on {path}"
+            )

@@ -12,6 +12,7 @@ api_v1 = [
     path("account", accounts_api.account, name="api_account"),
     path("generations", generations_api.generations, name="api_generations"),
     path("generations/<str:generation_id>", generations_api.generation_detail, name="api_generation"),
+    path("", include("seedance_site.openapi")),  # openapi.json (name api_openapi)
 ]
 
 urlpatterns = [

@@ -1,5 +1,6 @@
 """The JSON API for generations (CONTRACT §4, §5b)."""
 
+import re
 from urllib.parse import urlencode
 
 from django.http import Http404, HttpRequest, JsonResponse
@@ -19,6 +20,7 @@ from generations.services import TooManyActive, UpstreamUnconfigured, generation
 from seedance_site.api import api_error, api_view, form_error
 
 IDEMPOTENCY_KEY_MAX = 200
+IDEMPOTENCY_KEY_CHARS = re.compile(r"[^\x00-\x1f\x7f]+")  # anything but control characters
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
 
@@ -50,6 +52,13 @@ def generations(request: HttpRequest) -> JsonResponse:
 
 def _create(request: HttpRequest) -> JsonResponse:
     key = request.headers.get("Idempotency-Key", "").strip() or None
+    if key is not None and not IDEMPOTENCY_KEY_CHARS.fullmatch(key):
+        return api_error(
+            "invalid_request",
+            "The Idempotency-Key header must not contain control characters.",
+            status=400,
+            fields={"Idempotency-Key": ["No control characters."]},
+        )
     if key is not None and len(key) > IDEMPOTENCY_KEY_MAX:
         return api_error(
             "invalid_request",
@@ -103,7 +112,7 @@ def _list(request: HttpRequest) -> JsonResponse:
     raw_limit = request.GET.get("limit")
     limit = PAGE_DEFAULT
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= PAGE_MAX:
+        if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= PAGE_MAX:
             return api_error(
                 "invalid_request",
                 f"limit must be a whole number from 1 to {PAGE_MAX}.",

@@ -3,7 +3,7 @@
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
@@ -49,7 +49,10 @@ def apply_cursor(queryset: QuerySet[Generation], cursor: str) -> QuerySet[Genera
         created_raw, _, pk = raw.partition("|")
         created_at = datetime.fromisoformat(created_raw)
         pk_value = uuid.UUID(pk)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        # Only cursors we could have made: aware, and well inside what every database stores.
+        if created_at.tzinfo is None or not 2000 <= created_at.astimezone(UTC).year <= 9000:
+            raise ValueError
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise ValueError("The cursor is not valid; use the `next` URL as given.") from None
     return queryset.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk_value))
 

@@ -83,8 +83,11 @@ def api_view(*, methods: tuple[str, ...], auth: bool = True) -> Callable[[View],
                     return api_error("request_too_large", "The request body is too large.", status=413)
                 try:
                     body = json.loads(raw or b"{}")
-                except (ValueError, UnicodeDecodeError):
-                    return api_error("invalid_request", "The body must be valid JSON.", status=400)
+                    # A lone surrogate (e.g. "\ud800") is valid JSON but not text any database
+                    # can store: refuse it here rather than fail at the INSERT.
+                    json.dumps(body, ensure_ascii=False).encode("utf-8")
+                except (ValueError, UnicodeError, RecursionError):
+                    return api_error("invalid_request", "The body must be valid JSON text.", status=400)
                 if not isinstance(body, dict):
                     return api_error("invalid_request", "The body must be a JSON object.", status=400)
                 request.json = body

@@ -377,7 +377,11 @@ def _paths() -> dict[str, Schema]:
                         "description": "Unique per user, for good: a repeat returns the first generation "
                         "with 200, whatever the body, and charges nothing more. A request refused with 4xx "
                         "does not use up its key.",
-                        "schema": {"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX},
+                        "schema": {
+                            "type": "string",
+                            "maxLength": IDEMPOTENCY_KEY_MAX,
+                            "pattern": "^[^\\x00-\\x1f\\x7f]*$",
+                        },
                     }
                 ],
                 "requestBody": {"required": True, "content": _json(_ref("NewGeneration"))},

@@ -30,7 +30,6 @@ import random
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 import requests
+from common import free_port, pct, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -86,32 +86,13 @@ ROUTE_ORDER = (
 WEBHOOK_ROUTE = "POST /webhooks/shortapi/<token>/"
 
 
-# --- Small helpers (the same as bench/pipeline.py's, kept here so this file stands alone) --------
+# --- Small helpers ------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=2)
-            return
-        except requests.RequestException:
-            time.sleep(0.2)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
 
 
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def ms(seconds: float) -> str:

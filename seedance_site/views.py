@@ -28,3 +28,22 @@ def rate_limited(request: HttpRequest, exception: Exception | None = None) -> Ht
 
         return api_error("rate_limited", "Too many requests. Wait a minute and try again.", status=429)
     return render(request, "429.html", status=429)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        from seedance_site.api import api_error
+
+        return api_error("not_found", "There is no such API endpoint.", status=404)
+    return render(request, "404.html", status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        from seedance_site.api import api_error
+
+        return api_error("server_error", "Something went wrong on our side. Try again later.", status=500)
+    # A bare template: the error may have come from the database the base layout reads.
+    from django.template import loader
+
+    return HttpResponse(loader.get_template("500.html").render(), status=500)

@@ -1,6 +1,7 @@
 import re
 
 import pytest
+import time_machine
 from django.core import mail
 from django.test import Client, override_settings
 
@@ -66,6 +67,7 @@ def test_a_wrong_password_gets_a_clear_message(alice):
 
 
 @override_settings(LOGIN_RATE_LIMIT="3/m")
+@time_machine.travel("2026-11-29 12:00:10Z", tick=False)  # all attempts in one rate-limit window
 def test_login_rate_limit_trips_after_repeated_failures(alice):
     client = Client()
     for _ in range(3):

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from accounts.services import api_token_create, api_token_revoke
@@ -60,3 +62,20 @@ def test_pricing_needs_no_auth_and_matches_the_contract():
         "default_aspect_ratio": "16:9",
         "default_mode": "std",
     }
+
+
+def test_an_unknown_api_path_is_404_in_the_error_shape(alice_api):
+    response = alice_api.get("/api/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+def test_the_500_handler_answers_the_api_in_its_shape_and_pages_in_html(rf):
+    from seedance_site.views import server_error
+
+    api = server_error(rf.get("/api/v1/generations"))
+    assert api.status_code == 500
+    assert json.loads(api.content)["error"]["code"] == "server_error"
+    page = server_error(rf.get("/gallery/"))
+    assert page.status_code == 500
+    assert b"Something went wrong" in page.content and b"Traceback" not in page.content

@@ -2,6 +2,7 @@
 idempotency, pagination and privacy. Nothing here needs the upstream to answer."""
 
 import pytest
+import time_machine
 
 from accounts.models import CreditEntry
 from generations.models import Generation
@@ -206,6 +207,7 @@ def test_bad_list_parameters_are_400(alice_api, query):
     fields_of(alice_api.get(f"/api/v1/generations?{query}"))
 
 
+@time_machine.travel("2026-11-29 12:00:10Z", tick=False)  # one rate-limit window
 def test_submitting_too_fast_is_429_and_holds_nothing(alice_api, alice, settings):
     settings.SUBMIT_RATE_LIMIT = "2/m"
     settings.MAX_ACTIVE_GENERATIONS_PER_USER = 100
@@ -219,6 +221,7 @@ def test_submitting_too_fast_is_429_and_holds_nothing(alice_api, alice, settings
     assert alice.balance_cents == 10_000 - 2 * 120
 
 
+@time_machine.travel("2026-11-29 12:00:10Z", tick=False)  # one rate-limit window
 def test_the_api_is_rate_limited_per_user(alice_api, bob_api, settings):
     settings.API_USER_RATE_LIMIT = "3/m"
     assert [alice_api.get("/api/v1/account").status_code for _ in range(4)] == [200, 200, 200, 429]
@@ -226,6 +229,7 @@ def test_the_api_is_rate_limited_per_user(alice_api, bob_api, settings):
     assert bob_api.get("/api/v1/account").status_code == 200
 
 
+@time_machine.travel("2026-11-29 12:00:10Z", tick=False)  # one rate-limit window
 def test_the_api_is_rate_limited_per_address(settings):
     settings.API_IP_RATE_LIMIT = "2/m"
     from tests.conftest import ApiClient

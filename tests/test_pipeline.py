@@ -282,17 +282,29 @@ def test_the_ledger_sums_to_the_balance_after_a_mix_of_outcomes(pipeline, alice_
     assert audit_mismatches() == []
 
 
-def test_every_log_line_about_a_generation_carries_its_id(pipeline, alice_api_tx, caplog):
+def test_every_log_line_about_a_generation_carries_its_id(pipeline, alice_api_tx):
     import logging
 
     from seedance_site.logs import ContextFilter, JsonFormatter
 
-    _, api = alice_api_tx
-    caplog.handler.addFilter(ContextFilter())
-    with caplog.at_level(logging.INFO, logger="generations"):
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.INFO)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    keep = Keep()
+    keep.addFilter(ContextFilter())
+    logger = logging.getLogger("generations")
+    logger.addHandler(keep)
+    try:
+        _, api = alice_api_tx
         generation = settle(submit(api, "[sim:fail] logged"))
-    job_lines = [r for r in caplog.records if r.name in ("generations.jobs", "generations.services")]
-    assert job_lines
+    finally:
+        logger.removeHandler(keep)
+    job_lines = [r for r in keep.records if r.name in ("generations.jobs", "generations.services")]
     worker_lines = [r for r in job_lines if r.context_fields]
     assert worker_lines and all(r.context_fields == {"generation": str(generation.pk)} for r in worker_lines)
     line = json.loads(JsonFormatter().format(worker_lines[-1]))

@@ -216,6 +216,8 @@ SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", SECURE_HSTS_SECONDS > 0)
 if env_bool("DJANGO_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
+    # Rate limits per address must see the client's address, not the proxy's.
+    RATELIMIT_IP_META_KEY = "seedance_site.views.client_ip"
 
 # Content-Security-Policy (django-csp): scripts and styles only from our own static files, no
 # inline script anywhere; style *attributes* are allowed for the few computed sizes (aspect ratio

@@ -47,3 +47,13 @@ def server_error(request: HttpRequest) -> HttpResponse:
     from django.template import loader
 
     return HttpResponse(loader.get_template("500.html").render(), status=500)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The address rate limits key on. Behind our own proxy (DJANGO_BEHIND_PROXY) REMOTE_ADDR is
+    the proxy's, shared by every user; the client's is the last X-Forwarded-For entry, the one our
+    proxy appended (entries before it are whatever the client chose to send)."""
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if forwarded.strip():
+        return forwarded.split(",")[-1].strip()
+    return request.META.get("REMOTE_ADDR") or "0.0.0.0"  # noqa: S104 - a key, never bound

@@ -110,3 +110,24 @@ def test_admin_pages_have_no_inline_script_either(alice):
             assert "src=" in attributes or 'type="application/json"' in attributes, (
                 f"inline <script> on {path}"
             )
+
+
+def test_behind_a_proxy_rate_limits_key_on_the_client_not_the_proxy(rf):
+    from seedance_site.views import client_ip
+
+    request = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.7")
+    assert client_ip(request) == "203.0.113.7"  # the entry our proxy appended, not the spoofable one
+    assert client_ip(rf.get("/", REMOTE_ADDR="198.51.100.4")) == "198.51.100.4"
+
+
+def test_behind_a_proxy_setting_switches_the_rate_limit_key():
+    from tests.test_deploy import run_manage
+
+    result = run_manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(getattr(settings, 'RATELIMIT_IP_META_KEY', None))",
+        DJANGO_SECRET_KEY="x" * 60,
+        DJANGO_BEHIND_PROXY="1",
+    )
+    assert result.stdout.strip().splitlines()[-1] == "seedance_site.views.client_ip"

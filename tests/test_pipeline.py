@@ -343,3 +343,24 @@ def test_a_bucket_name_switches_media_to_s3():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "S3Storage"
+
+
+def test_the_video_link_answers_byte_ranges_for_seeking_and_iphones(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = settle(submit(api))
+    path = (
+        api.get(f"/api/v1/generations/{generation.pk}").json()["video_url"].removeprefix("http://testserver")
+    )
+    whole = b"".join(Client().get(path).streaming_content)
+    size = len(whole)
+    first = Client().get(path, headers={"Range": "bytes=0-99"})
+    assert first.status_code == 206
+    assert first["Content-Range"] == f"bytes 0-99/{size}" and first["Content-Length"] == "100"
+    assert b"".join(first.streaming_content) == whole[:100]
+    tail = Client().get(path, headers={"Range": "bytes=-10"})
+    assert b"".join(tail.streaming_content) == whole[-10:]
+    rest = Client().get(path, headers={"Range": f"bytes={size - 5}-"})
+    assert b"".join(rest.streaming_content) == whole[-5:]
+    outside = Client().get(path, headers={"Range": f"bytes={size}-"})
+    assert outside.status_code == 416 and outside["Content-Range"] == f"bytes */{size}"
+    assert Client().get(path)["Accept-Ranges"] == "bytes"

@@ -1,13 +1,25 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 
 from accounts.models import ApiToken, CreditEntry, StripeEvent, TopUp, User
 
 
+class RecentFirstFormSet(BaseInlineFormSet):
+    """Only the newest entries: a long-lived account's whole history would make the page crawl."""
+
+    limit = 50
+
+    def get_queryset(self):
+        return super().get_queryset()[: self.limit]
+
+
 class CreditEntryInline(admin.TabularInline):
     model = CreditEntry
+    formset = RecentFirstFormSet
+    verbose_name_plural = "credit entries (newest 50; the whole ledger is under Credit entries)"
     fields = ("created_at", "kind", "amount_cents", "balance_after", "description", "reference")
     readonly_fields = fields
     ordering = ("-id",)

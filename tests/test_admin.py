@@ -144,3 +144,42 @@ def test_grant_credits_from_the_admin_goes_through_the_ledger(operator, alice, b
     assert (entry.kind, entry.description, entry.created_by) == ("grant", "sorry for the wait", "olga")
     assert OperatorAction.objects.filter(action="grant_credits", operator="olga").count() == 2
     assert audit_mismatches() == []
+
+
+def test_the_user_page_shows_the_newest_fifty_entries_and_still_saves(operator, alice):
+    from accounts.credits import credits_grant
+
+    for i in range(60):
+        credits_grant(user=alice, amount_cents=1, reason=f"tiny {i}")
+    page = operator.get(f"/admin/accounts/user/{alice.pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "tiny 59" in html and "tiny 5<" not in html and "newest 50" in html
+    form = page.context["adminform"].form
+    data = {
+        k: v
+        for k, v in form.initial.items()
+        if v is not None and k not in ("password", "groups", "user_permissions")
+    }
+    data.update(
+        {
+            "username": "alice",
+            "email": "alice@new.example.com",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+        }
+    )
+    formset = page.context["inline_admin_formsets"][0].formset
+    for name, value in formset.management_form.initial.items():
+        data[f"credit_entries-{name}"] = value
+    for index, entry_form in enumerate(formset.forms):  # the hidden inputs a browser sends back
+        data[f"credit_entries-{index}-id"] = entry_form.instance.pk
+        data[f"credit_entries-{index}-user"] = alice.pk
+    response = operator.post(f"/admin/accounts/user/{alice.pk}/change/", data)
+    assert response.status_code == 302, (
+        response.context["adminform"].form.errors,
+        [f.errors for f in response.context["inline_admin_formsets"][0].formset.forms][:3],
+        response.context["inline_admin_formsets"][0].formset.non_form_errors(),
+    )
+    alice.refresh_from_db()
+    assert alice.email == "alice@new.example.com" and alice.balance_cents == 10_060

@@ -28,7 +28,7 @@ class GenerationAdmin(admin.ModelAdmin):
         "failure_class",
         "created_at",
     )
-    list_filter = ("status", "mode", "aspect_ratio", "failure_class", "shared", "created_at")
+    list_filter = ("status", "mode", "aspect_ratio", "failure_class", "shared", "deleted_at", "created_at")
     search_fields = ("=id", "prompt", "=upstream_job_id", "user__username")
     list_select_related = ("user",)
     date_hierarchy = "created_at"

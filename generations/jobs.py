@@ -191,7 +191,7 @@ def fetch(generation_id: str) -> None:
 @generation_job
 def make_poster(generation_id: str) -> None:
     """The first frame as a JPEG for the gallery; never holds up the video itself."""
-    generation = Generation.objects.filter(pk=generation_id, status=Status.SUCCEEDED).first()
+    generation = Generation.objects.visible().filter(pk=generation_id, status=Status.SUCCEEDED).first()
     if generation is None or generation.poster or not generation.video:
         return
     import imageio_ffmpeg
@@ -224,7 +224,7 @@ def make_poster(generation_id: str) -> None:
             name = default_storage.save(
                 f"posters/{generation.created_at:%Y/%m}/{generation.pk}.jpg", ContentFile(poster.read())
             )
-    if not Generation.objects.filter(pk=generation_id, poster="").update(poster=name):
+    if not Generation.objects.visible().filter(pk=generation_id, poster="").update(poster=name):
         default_storage.delete(name)  # deleted meanwhile, or a twin job was first
 
 

@@ -22,7 +22,9 @@ def video_file(request: HttpRequest, token: str) -> HttpResponse:
     generation_id = generation_id_from_video_token(token)
     if generation_id is None:
         raise Http404("This video link is not valid or has expired.")
-    generation = Generation.objects.filter(pk=generation_id, status=Generation.Status.SUCCEEDED).first()
+    generation = (
+        Generation.objects.visible().filter(pk=generation_id, status=Generation.Status.SUCCEEDED).first()
+    )
     if generation is None or not generation.video:
         raise Http404("No such video.")
     response = serve_stored(

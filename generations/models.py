@@ -5,6 +5,13 @@ from django.db import models
 from django.db.models import Q
 
 
+class GenerationQuerySet(models.QuerySet):
+    def visible(self) -> "GenerationQuerySet":
+        """Not deleted by its owner. Deleted rows stay, with their files gone, because the
+        ledger's charge and refund entries name them (audit_credits checks each one)."""
+        return self.filter(deleted_at__isnull=True)
+
+
 class Generation(models.Model):
     """One text-to-video request, from held credits to a stored video (or a refund)."""
 
@@ -60,12 +67,15 @@ class Generation(models.Model):
 
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     shared = models.BooleanField(default=False)
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted by its owner.")
     share_slug = models.SlugField(max_length=16, unique=True, null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = GenerationQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -25,13 +25,13 @@ PUBLIC_STATUSES = {
 def generation_for_user(*, user: User, generation_id: object) -> Generation:
     """The user's own generation, or 404: another user's is indistinguishable from none."""
     try:
-        return Generation.objects.get(pk=generation_id, user=user)
+        return Generation.objects.visible().get(pk=generation_id, user=user)
     except (Generation.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such generation.") from None
 
 
 def generations_for_user(*, user: User, status: str | None = None) -> QuerySet[Generation]:
-    queryset = Generation.objects.filter(user=user).order_by("-created_at", "-id")
+    queryset = Generation.objects.visible().filter(user=user).order_by("-created_at", "-id")
     if status:
         queryset = queryset.filter(status__in=PUBLIC_STATUSES[status])
     return queryset
@@ -115,7 +115,8 @@ def explore_generations(*, q: str | None = None) -> QuerySet[Generation]:
     """Everyone's shared, finished videos, newest first. Only the owner's username is loaded,
     so a template cannot leak anything else about them."""
     queryset = (
-        Generation.objects.filter(shared=True, status=Generation.Status.SUCCEEDED)
+        Generation.objects.visible()
+        .filter(shared=True, status=Generation.Status.SUCCEEDED)
         .select_related("user")
         .only(
             "id",
@@ -154,7 +155,7 @@ def generation_visible_to(*, user: User | AnonymousUser, generation_id: object) 
     if user.is_authenticated:
         visible |= Q(user=user)
     try:
-        return Generation.objects.filter(visible).get(pk=generation_id)
+        return Generation.objects.visible().filter(visible).get(pk=generation_id)
     except (Generation.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such generation.") from None
 

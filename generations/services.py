@@ -330,23 +330,31 @@ def _delete_stored_files(names: list[str]) -> None:
 
 
 def generation_delete(*, generation: Generation) -> None:
-    """Delete a finished generation with its stored video and poster.
+    """Delete a finished generation for its owner: its stored video and poster go, and it
+    disappears from every page and from the API.
 
-    The credits stay spent: a succeeded video was delivered, and a failed one was refunded
-    already. An unfinished one raises GenerationUnfinished, since a worker may be about to
-    store its video (deleting the row under it would leave the file orphaned)."""
+    The row itself stays (marked deleted), because the ledger's charge and refund name it. The
+    credits stay spent: a succeeded video was delivered, and a failed one was refunded already.
+    An unfinished one raises GenerationUnfinished, since a worker may be about to store its video."""
     with transaction.atomic():
-        # A claim on "finished": a generation that is still moving is not deleted.
         row = (
             Generation.objects.select_for_update()
+            .visible()
             .filter(pk=generation.pk, status__in=Generation.FINISHED)
             .values("video", "poster")
             .first()
         )
         if row is None:
             raise GenerationUnfinished()
-        Generation.objects.filter(pk=generation.pk).delete()
+        Generation.objects.filter(pk=generation.pk).update(
+            deleted_at=timezone.now(),
+            video="",
+            poster="",
+            shared=False,
+            share_slug=None,
+            updated_at=timezone.now(),
+        )
         names = [name for name in (row["video"], row["poster"]) if name]
-        # Files go only once the row is surely gone: a rolled-back delete keeps a playable video.
+        # Files go only once the change is committed: a rolled-back delete keeps a playable video.
         transaction.on_commit(lambda: _delete_stored_files(names))
     logger.info("generation %s deleted by its owner", generation.pk)

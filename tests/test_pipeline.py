@@ -364,3 +364,26 @@ def test_the_video_link_answers_byte_ranges_for_seeking_and_iphones(pipeline, al
     outside = Client().get(path, headers={"Range": f"bytes={size}-"})
     assert outside.status_code == 416 and outside["Content-Range"] == f"bytes */{size}"
     assert Client().get(path)["Accept-Ranges"] == "bytes"
+
+
+def test_deleting_a_finished_video_keeps_the_books_balanced(pipeline, alice_api_tx):
+    from django.core.files.storage import default_storage
+
+    from generations.services import generation_delete
+
+    alice, api = alice_api_tx
+    generation = settle(submit(api))
+    failed = settle(submit(api, "[sim:fail] refunded, then deleted"))
+    run_jobs()  # the poster
+    generation.refresh_from_db()
+    video = generation.video.name
+    for doomed in (generation, failed):
+        generation_delete(generation=doomed)
+    assert not default_storage.exists(video)
+    assert api.get(f"/api/v1/generations/{generation.pk}").status_code == 404
+    assert api.get("/api/v1/generations").json()["results"] == []
+    # The charge (and the failed one's refund) still name their generations: the audit passes.
+    assert ledger(generation) == [("charge", -generation.cost_cents)]
+    assert audit_mismatches() == []
+    alice.refresh_from_db()
+    assert alice.balance_cents == 10_000 - generation.cost_cents

@@ -1,3 +1,5 @@
+import re
+
 from django import forms
 
 from generations.pricing import (
@@ -12,6 +14,18 @@ from generations.pricing import (
 )
 
 PROMPT_MAX = 2000
+IDEMPOTENCY_KEY_MAX = 200
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def idempotency_key_error(key: str) -> str | None:
+    """Why a client's idempotency key cannot be used, or None. Shared by the API's header and
+    the web form's hidden field: a NUL would otherwise reach the database."""
+    if _CONTROL_CHARACTERS.search(key):
+        return "The Idempotency-Key header must not contain control characters."
+    if len(key) > IDEMPOTENCY_KEY_MAX:
+        return f"The Idempotency-Key header must be at most {IDEMPOTENCY_KEY_MAX} characters."
+    return None
 
 
 class GenerationForm(forms.Form):

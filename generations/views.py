@@ -16,7 +16,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.credits import InsufficientCredits
-from generations.forms import PROMPT_MAX, GenerationForm
+from generations.forms import PROMPT_MAX, GenerationForm, idempotency_key_error
 from generations.media import serve_stored
 from generations.models import Generation
 from generations.pricing import (
@@ -55,7 +55,6 @@ PAGE_SIZE = 24
 # "Ready" rather than "Succeeded": shorter, and what the generation page says.
 STATUS_LABELS = {"queued": "Queued", "running": "Running", "succeeded": "Ready", "failed": "Failed"}
 HOME_SHOWCASE = 8
-IDEMPOTENCY_KEY_MAX = 200
 
 EXAMPLE_PROMPTS = (
     "A red fox trots through fresh snow at dawn, slow tracking shot, soft golden light",
@@ -137,7 +136,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 def _idempotency_key(raw: str | None) -> str | None:
     raw = (raw or "").strip()
-    return raw if 0 < len(raw) <= IDEMPOTENCY_KEY_MAX else None
+    return raw if raw and idempotency_key_error(raw) is None else None
 
 
 def _chosen(form: GenerationForm) -> dict:

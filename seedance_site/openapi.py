@@ -13,8 +13,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from generations.api import IDEMPOTENCY_KEY_MAX, PAGE_DEFAULT, PAGE_MAX
-from generations.forms import PROMPT_MAX
+from generations.api import PAGE_DEFAULT, PAGE_MAX
+from generations.forms import IDEMPOTENCY_KEY_MAX, PROMPT_MAX
 from generations.pricing import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT_RATIO,

@@ -656,3 +656,19 @@ def test_the_account_page_sits_in_the_new_layout(alice):
     html = text(client_for(alice).get("/accounts/"))
     assert "API tokens" in html and "Credit history" in html and "Change your password" in html
     assert 'id="balance"' in html and re.search(r'href="/accounts/"\s+aria-current="page"', html)
+
+
+def test_a_crafted_idempotency_key_with_a_nul_is_ignored_not_a_crash(alice, settings):
+    settings.SHORTAPI_KEY = "x"
+    response = client_for(alice).post(
+        "/generate/",
+        {
+            "prompt": "a fox",
+            "mode": "std",
+            "duration": "5",
+            "aspect_ratio": "16:9",
+            "idempotency_key": "bad\x00key",
+        },
+    )
+    assert response.status_code == 302
+    assert Generation.objects.get().idempotency_key is None

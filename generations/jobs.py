@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db.models import F
 from django.utils import timezone
 
 from generations import shortapi
@@ -159,7 +160,7 @@ def fetch(generation_id: str) -> None:
     generation = Generation.objects.filter(pk=generation_id, status=Status.FETCHING).first()
     if generation is None:
         return
-    Generation.objects.filter(pk=generation_id).update(fetch_attempts=generation.fetch_attempts + 1)
+    Generation.objects.filter(pk=generation_id).update(fetch_attempts=F("fetch_attempts") + 1)
     attempt = generation.fetch_attempts + 1
     try:
         tmp, size = download_to_tempfile(generation.result_url, max_bytes=settings.VIDEO_MAX_BYTES)

@@ -5,17 +5,16 @@ The environment is prepared before the real settings module reads it.
 
 import os
 
+from seedance_site import test_redis
+
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-3f1c9a7e6b2d4058a1c7e9b3d5f7a9c1")
 os.environ.pop("DJANGO_DEBUG", None)
-if not os.environ.get("REDIS_URL"):
-    from seedance_site import embedded_redis
+# A Redis database of this run's own, whatever REDIS_URL names (the embedded server's when it is
+# unset): the suite empties its database before every test, and must never empty another run's.
+# Subprocesses the tests start (workers, commands) inherit the claimed URL.
+test_redis.claim_for_this_run()
 
-    # The embedded Redis is shared with `make run` (database 0); each test run keeps to a
-    # database of its own so that two runs at once do not flush each other's queues.
-    os.environ["REDIS_URL"] = embedded_redis.url() + f"?db={1 + os.getpid() % 15}"
-    os.environ["SEEDANCE_TEST_EMBEDDED_REDIS"] = "1"
-
-from seedance_site.settings import *  # noqa: F403
+from seedance_site.settings import *  # noqa: F403, E402
 
 # A test database per run, so that two runs at once (two developers, or CI beside a developer)
 # never drop each other's database.

@@ -1,8 +1,9 @@
-"""Billing pages, the Stripe webhook and the checkout API call (see issue: Stripe top-ups)."""
+"""Billing pages and the Stripe webhook (see issue: Stripe top-ups); the checkout API call is
+accounts/billing_api.py, mounted with the rest of the API."""
 
 from django.urls import path
 
-from accounts import billing_api, billing_views
+from accounts import billing_views
 
 urlpatterns: list = [
     path("billing/", billing_views.billing, name="billing"),
@@ -10,5 +11,4 @@ urlpatterns: list = [
     path("billing/success/", billing_views.billing_success, name="billing_success"),
     path("billing/cancel/", billing_views.billing_cancel, name="billing_cancel"),
     path("webhooks/stripe/", billing_views.stripe_webhook, name="stripe_webhook"),
-    path("api/v1/checkout", billing_api.checkout, name="api_checkout"),
 ]

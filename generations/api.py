@@ -1,133 +1,306 @@
-"""The JSON API for generations (CONTRACT §4, §5b)."""
+"""The JSON API for generations and the price list (CONTRACT §4, §5b).
 
-import re
+The body schema checks JSON types only; GenerationForm, shared with the web page, checks the values,
+so the two can never disagree. The document's limits come from the constants the form enforces.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
+from uuid import UUID
 
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import HttpRequest
+from ninja import Field, Header, Query, Router, Schema, Status
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    StrictInt,
+    StrictStr,
+    WithJsonSchema,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
 
 from accounts.credits import InsufficientCredits
-from generations.forms import GenerationForm, idempotency_key_error
-from generations.pricing import format_usd, price_list
+from generations import models
+from generations.forms import IDEMPOTENCY_KEY_MAX, PROMPT_MAX, GenerationForm, idempotency_key_error
+from generations.pricing import (
+    ASPECT_RATIOS,
+    DEFAULT_ASPECT_RATIO,
+    DEFAULT_DURATION,
+    DEFAULT_MODE,
+    MAX_DURATION,
+    MIN_DURATION,
+    MODES,
+    format_usd,
+    price_list,
+)
 from generations.selectors import (
     PUBLIC_STATUSES,
     apply_cursor,
     encode_cursor,
     generation_for_user,
-    generation_json,
     generations_for_user,
+    video_url,
 )
 from generations.services import TooManyActive, UpstreamUnconfigured, generation_create
-from seedance_site.api import api_error, api_view, form_error
+from seedance_site.api import (
+    Answer,
+    ApiError,
+    documented,
+    error_code,
+    errors,
+    form_error,
+    json_object,
+    request_body,
+    typed,
+)
+
+router = Router(tags=["Generations"])
 
 PAGE_DEFAULT = 20
 PAGE_MAX = 100
+INSUFFICIENT_CREDITS = error_code(
+    "insufficient_credits", "The balance does not cover the price; nothing was held or queued."
+)
+UPSTREAM_UNCONFIGURED = error_code(
+    "upstream_unconfigured", "No ShortAPI key is set on this server; nothing was held or queued."
+)
 
 
-@api_view(methods=("GET",), auth=False)
-def pricing(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(price_list())
+# --- The price list ---------------------------------------------------------------------------
+
+CentsPerSecond = create_model("CentsPerSecond", __base__=Answer, **{mode: (int, ...) for mode in MODES})
 
 
-def _type_errors(body: dict) -> dict[str, list[str]]:
-    errors: dict[str, list[str]] = {}
-    if "prompt" in body and not isinstance(body["prompt"], str):
-        errors["prompt"] = ["The prompt must be a string."]
-    for name in ("mode", "aspect_ratio"):
-        if body.get(name) is not None and not isinstance(body[name], str):
-            errors[name] = [f"“{name}” must be a string."]
-    duration = body.get("duration")
-    if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int)):
-        errors["duration"] = ["Duration must be a whole number of seconds (a JSON integer) between 4 and 15."]
-    return errors
+class DurationRange(Answer):
+    min: Literal[MIN_DURATION]
+    max: Literal[MAX_DURATION]
+    default: Literal[DEFAULT_DURATION]
 
 
-@api_view(methods=("GET", "POST"))
-def generations(request: HttpRequest) -> JsonResponse:
-    if request.method == "GET":
-        return _list(request)
-    return _create(request)
+class Pricing(Answer):
+    currency: Literal["usd"]
+    cents_per_second: CentsPerSecond
+    duration: DurationRange
+    aspect_ratios: list[Literal[ASPECT_RATIOS]]
+    default_aspect_ratio: Literal[DEFAULT_ASPECT_RATIO]
+    default_mode: Literal[DEFAULT_MODE]
 
 
-def _create(request: HttpRequest) -> JsonResponse:
-    key = request.headers.get("Idempotency-Key", "").strip() or None
-    problem = idempotency_key_error(key) if key is not None else None
+@router.get(
+    "/pricing",
+    auth=None,
+    response={200: Pricing, **errors(auth=False)},
+    tags=["Pricing"],
+    operation_id="pricing",
+    summary="The price list and the choices a generation takes",
+)
+def pricing(request: HttpRequest) -> dict[str, Any]:
+    return price_list()
+
+
+# --- A generation, as every answer shows it -----------------------------------------------------
+
+IsoDateTime = Annotated[
+    datetime,
+    PlainSerializer(datetime.isoformat, return_type=str),  # as Python writes it, microseconds and all
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class Generation(Answer):
+    """queued: credits held, not yet accepted upstream; running: upstream has the job; succeeded:
+    the video is stored here and the credits are charged; failed: the credits are back in the
+    balance and `error` says why."""
+
+    id: UUID
+    status: Literal[tuple(PUBLIC_STATUSES)]
+    prompt: str = Field(min_length=1, max_length=PROMPT_MAX)
+    mode: Literal[MODES]
+    duration: int = Field(ge=MIN_DURATION, le=MAX_DURATION)
+    aspect_ratio: Literal[ASPECT_RATIOS]
+    cost_cents: int = Field(ge=0)
+    video_url: str | None = Field(
+        json_schema_extra={"format": "uri"},
+        description="The stored MP4, a signed link a plain GET fetches for at least an hour; "
+        "null until the generation has succeeded.",
+    )
+    error: str | None = Field(description="Why it failed; null unless `status` is failed.")
+    created_at: IsoDateTime
+    finished_at: IsoDateTime | None
+
+    @staticmethod
+    def resolve_status(generation: models.Generation) -> str:
+        return generation.public_status
+
+    @staticmethod
+    def resolve_video_url(generation: models.Generation, context: dict[str, Any]) -> str | None:
+        return video_url(context["request"], generation)
+
+    @staticmethod
+    def resolve_error(generation: models.Generation) -> str | None:
+        return generation.error or None if generation.status == models.Generation.Status.FAILED else None
+
+
+class GenerationList(Answer):
+    results: list[Generation] = Field(max_length=PAGE_MAX, description="Newest first.")
+    next: str | None = Field(
+        json_schema_extra={"format": "uri"}, description="The next page's absolute URL; null on the last."
+    )
+
+
+# --- Submitting -----------------------------------------------------------------------------
+
+
+def _idempotency_key(value: str | None) -> str | None:
+    key = (value or "").strip() or None
+    problem = key and idempotency_key_error(key)
     if problem:
-        return api_error("invalid_request", problem, status=400, fields={"Idempotency-Key": [problem]})
-    if key is not None:
-        existing = request.user.generations.filter(idempotency_key=key).first()
+        raise PydanticCustomError("invalid", problem)
+    return key
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    AfterValidator(_idempotency_key),
+    WithJsonSchema({"type": "string", "maxLength": IDEMPOTENCY_KEY_MAX, "pattern": "^[^\\x00-\\x1f\\x7f]*$"}),
+]
+
+
+class NewGeneration(Schema):
+    """Unknown fields are ignored; an optional field sent as null takes its default."""
+
+    # Optional to pydantic, so that GenerationForm says a missing prompt is missing, in its words.
+    model_config = ConfigDict(json_schema_extra={"required": ["prompt"]})
+
+    prompt: StrictStr | None = documented(
+        nullable=False,
+        minLength=1,
+        maxLength=PROMPT_MAX,
+        # Not all whitespace, and no NUL (Django's form field refuses it).
+        pattern="^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
+        description=f"Stripped of surrounding whitespace, then 1..{PROMPT_MAX} characters.",
+    )
+    mode: StrictStr | None = documented(DEFAULT_MODE, enum=[*MODES, None])
+    duration: StrictInt | None = documented(
+        DEFAULT_DURATION,
+        minimum=MIN_DURATION,
+        maximum=MAX_DURATION,
+        description="Seconds, a JSON integer (a string, float or boolean is refused).",
+    )
+    aspect_ratio: StrictStr | None = documented(DEFAULT_ASPECT_RATIO, enum=[*ASPECT_RATIOS, None])
+
+
+@router.post(
+    "/generations",
+    response={
+        200: Generation,
+        201: Generation,
+        **errors((402, INSUFFICIENT_CREDITS), (503, UPSTREAM_UNCONFIGURED), body=True),
+    },
+    openapi_extra={
+        **request_body(NewGeneration),
+        "responses": {
+            200: {"description": "A repeated Idempotency-Key: the first generation, and nothing charged."},
+            201: {"description": "Created: the credits are held and the job is queued."},
+        },
+    },
+    operation_id="createGeneration",
+    summary="Hold the credits and queue a text-to-video generation",
+)
+def create_generation(
+    request: HttpRequest,
+    idempotency_key: IdempotencyKey = Header(
+        None,
+        alias="Idempotency-Key",
+        description="Unique per user, for good: a repeat returns the first generation with 200, whatever "
+        "the body, and charges nothing more. A request refused with 4xx does not use up its key.",
+    ),
+) -> Status:
+    """201 with a new generation; 200 with the first one for a repeated Idempotency-Key. Checks in
+    this order, and the first that fails answers: 401, 400, 503, 429, 402. Nothing is held or stored
+    for a refused request. 429 also when too many videos are in progress or started too fast."""
+    user = request.auth
+    body = json_object(request)
+    if idempotency_key is not None:
+        existing = user.generations.filter(idempotency_key=idempotency_key).first()
         if existing is not None:
-            return JsonResponse(generation_json(existing, request), status=200)
-    body = request.json
-    type_errors = _type_errors(body)
-    if type_errors:
-        return api_error(
-            "invalid_request", next(iter(type_errors.values()))[0], status=400, fields=type_errors
-        )
-    data = {
-        name: body[name]
-        for name in ("prompt", "mode", "duration", "aspect_ratio")
-        if body.get(name) is not None
-    }
-    form = GenerationForm(data)
+            return Status(200, existing)
+    form = GenerationForm(typed(NewGeneration, body).model_dump(exclude_none=True))
     if not form.is_valid():
-        return form_error(form)
+        raise form_error(form)
     try:
-        generation, created = generation_create(user=request.user, idempotency_key=key, **form.cleaned_data)
+        generation, created = generation_create(
+            user=user, idempotency_key=idempotency_key, **form.cleaned_data
+        )
     except UpstreamUnconfigured as exc:
-        return api_error("upstream_unconfigured", exc.message, status=503)
+        raise ApiError(503, UPSTREAM_UNCONFIGURED, exc.message) from None
     except TooManyActive as exc:  # or SubmittingTooFast
-        return api_error("rate_limited", str(exc), status=429)
+        raise ApiError(429, "rate_limited", str(exc)) from None
     except InsufficientCredits as exc:
-        return api_error(
-            "insufficient_credits",
+        raise ApiError(
+            402,
+            INSUFFICIENT_CREDITS,
             f"This video costs {format_usd(exc.needed_cents)} ({exc.needed_cents} credits); "
             f"your balance is {exc.balance_cents} credits. Top up on the Billing page.",
-            status=402,
-        )
-    return JsonResponse(generation_json(generation, request), status=201 if created else 200)
+        ) from None
+    return Status(201 if created else 200, generation)
 
 
-def _list(request: HttpRequest) -> JsonResponse:
-    status = request.GET.get("status") or None
-    if status is not None and status not in PUBLIC_STATUSES:
-        return api_error(
-            "invalid_request",
-            f"Unknown status “{status}”; use one of {', '.join(PUBLIC_STATUSES)}.",
-            status=400,
-            fields={"status": [f"Must be one of {', '.join(PUBLIC_STATUSES)}."]},
+# --- Reading ----------------------------------------------------------------------------------
+
+
+def _ascii_digits(value: object) -> object:
+    # Stricter than int(): "+5", " 5", "5_0", "5.0" and "²" are not page sizes.
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise PydanticCustomError(
+            "invalid", "limit must be a whole number from 1 to {most}.", {"most": PAGE_MAX}
         )
-    raw_limit = request.GET.get("limit")
-    limit = PAGE_DEFAULT
-    if raw_limit is not None:
-        if not re.fullmatch(r"[0-9]{1,3}", raw_limit) or not 1 <= int(raw_limit) <= PAGE_MAX:
-            return api_error(
-                "invalid_request",
-                f"limit must be a whole number from 1 to {PAGE_MAX}.",
-                status=400,
-                fields={"limit": [f"A whole number from 1 to {PAGE_MAX}."]},
-            )
-        limit = int(raw_limit)
-    queryset = generations_for_user(user=request.user, status=status)
-    cursor = request.GET.get("cursor")
+    return value
+
+
+@router.get(
+    "/generations",
+    response={200: GenerationList, **errors(400)},
+    operation_id="listGenerations",
+    summary="Your generations, newest first, a page at a time",
+)
+def list_generations(
+    request: HttpRequest,
+    status: Literal[("", *PUBLIC_STATUSES)] = Query("", description="Only generations in this state."),
+    cursor: str = Query("", description="Opaque: take it from a `next` URL as given."),
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX), BeforeValidator(_ascii_digits)] = Query(
+        PAGE_DEFAULT, description="Page size."
+    ),
+) -> dict[str, Any]:
+    """400 for an unknown status, a limit out of range, or a cursor the server did not make."""
+    queryset = generations_for_user(user=request.auth, status=status or None)
     if cursor:
         try:
             queryset = apply_cursor(queryset, cursor)
         except ValueError as exc:
-            return api_error("invalid_request", str(exc), status=400, fields={"cursor": [str(exc)]})
+            raise ApiError(400, "invalid_request", str(exc), {"cursor": [str(exc)]}) from None
     page = list(queryset[: limit + 1])
     next_url = None
     if len(page) > limit:
         page = page[:limit]
-        params = {k: v for k, v in {"status": status, "limit": raw_limit}.items() if v}
-        params["cursor"] = encode_cursor(page[-1])
-        next_url = request.build_absolute_uri(f"{request.path}?{urlencode(params)}")
-    return JsonResponse({"results": [generation_json(g, request) for g in page], "next": next_url})
+        params = {"status": status, "limit": limit if limit != PAGE_DEFAULT else None}
+        query = urlencode({**{k: v for k, v in params.items() if v}, "cursor": encode_cursor(page[-1])})
+        next_url = request.build_absolute_uri(f"{request.path}?{query}")
+    return {"results": page, "next": next_url}
 
 
-@api_view(methods=("GET",))
-def generation_detail(request: HttpRequest, generation_id: str) -> JsonResponse:
-    try:
-        generation = generation_for_user(user=request.user, generation_id=generation_id)
-    except Http404:
-        return api_error("not_found", "No generation with this id.", status=404)
-    return JsonResponse(generation_json(generation, request))
+@router.get(
+    "/generations/{id}",
+    response={200: Generation, **errors((404, "not_found"))},
+    operation_id="getGeneration",
+    summary="One of your generations",
+)
+def get_generation(
+    request: HttpRequest, id: Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
+):
+    """404 for an unknown id and for another user's: the two look the same."""
+    return generation_for_user(user=request.auth, generation_id=id)

@@ -70,22 +70,6 @@ def video_url(request: HttpRequest | None, generation: Generation) -> str | None
     return settings.SITE_URL + path
 
 
-def generation_json(generation: Generation, request: HttpRequest | None) -> dict:
-    return {
-        "id": str(generation.pk),
-        "status": generation.public_status,
-        "prompt": generation.prompt,
-        "mode": generation.mode,
-        "duration": generation.duration,
-        "aspect_ratio": generation.aspect_ratio,
-        "cost_cents": generation.cost_cents,
-        "video_url": video_url(request, generation),
-        "error": generation.error or None if generation.status == Generation.Status.FAILED else None,
-        "created_at": generation.created_at.isoformat(),
-        "finished_at": generation.finished_at.isoformat() if generation.finished_at else None,
-    }
-
-
 # --- The web portal: gallery, explore, public pages ------------------------------------------
 
 GALLERY_SEARCH_MAX = 200

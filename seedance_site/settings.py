@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_rq",
     "django_htmx",
+    "ninja",  # its templates and static files: the API docs page at /api/v1/docs
     "accounts",
     "generations",
 ]

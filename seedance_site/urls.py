@@ -2,22 +2,17 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from accounts import api as accounts_api
 from generations import admin_views, media, webhooks
-from generations import api as generations_api
-from seedance_site import views
+from seedance_site import api, views
 
-api_v1 = [
-    path("pricing", generations_api.pricing, name="api_pricing"),
-    path("account", accounts_api.account, name="api_account"),
-    path("generations", generations_api.generations, name="api_generations"),
-    path("generations/<str:generation_id>", generations_api.generation_detail, name="api_generation"),
-    path("", include("seedance_site.openapi")),  # openapi.json (name api_openapi)
-]
+# One router per app; the paths, schemas and the document come from their modules.
+api.api.add_router("", "generations.api.router")
+api.api.add_router("", "accounts.api.router")
+api.api.add_router("", "accounts.billing_api.router")
 
 urlpatterns = [
     path("accounts/", include("accounts.urls")),
-    path("api/v1/", include(api_v1)),
+    path("api/v1/", api.urls()),
     path("healthz", views.healthz, name="healthz"),
     path("webhooks/shortapi/<str:token>/", webhooks.shortapi_callback, name="shortapi_callback"),
     path("videos/<str:token>.mp4", media.video_file, name="video_file"),

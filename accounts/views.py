@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_ratelimit.core import is_ratelimited
 
@@ -65,6 +66,7 @@ def account(request: HttpRequest) -> HttpResponse:
         "new_token": new_token,
         "tokens": request.user.api_tokens.all(),
         "entries": request.user.credit_entries.all()[:20],
+        "api_root": settings.SITE_URL + reverse("api:api-root").rstrip("/"),
     }
     return render(request, "accounts/account.html", context)
 

@@ -8,7 +8,7 @@ The apps' routers are mounted in seedance_site/urls.py. Errors never take ninja'
 import functools
 import json
 from collections.abc import Callable
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import pydantic
 from django.conf import settings
@@ -20,7 +20,7 @@ from ninja import NinjaAPI, Schema, Swagger
 from ninja.errors import AuthenticationError, HttpError, Throttled, ValidationError
 from ninja.security import HttpBearer
 from ninja.throttling import BaseThrottle
-from pydantic import ConfigDict, Field, create_model
+from pydantic import ConfigDict, Field, WithJsonSchema, create_model
 
 from accounts.models import User
 from accounts.services import api_token_authenticate
@@ -76,19 +76,28 @@ class Answer(Schema):
     model_config = ConfigDict(json_schema_extra={"additionalProperties": False})
 
 
-class ErrorDetail(Answer):
-    code: str
-    message: str = Field(min_length=1)
-    # Left out unless there are some, never null.
-    fields: Fields = Field(None, min_length=1, description="Validation errors only: each field's messages.")
-
-
 @functools.cache
 def _error_schema(*codes: str) -> type[Schema]:
+    """`{"error": {...}}` with the codes one response may carry, and what they mean."""
     name = "Or".join("".join(p.title() for p in c.removesuffix("_error").split("_")) for c in codes)
-    detail = create_model(f"{name}Detail", __base__=ErrorDetail, code=(Literal[codes], ...))
+    detail = {
+        "type": "object",
+        "required": ["code", "message"],
+        "additionalProperties": False,
+        "properties": {
+            "code": {"type": "string", "enum": list(codes)},
+            "message": {"type": "string", "minLength": 1},
+            "fields": {
+                "description": "Validation errors only: each field's messages.",
+                "type": "object",
+                "minProperties": 1,
+                "additionalProperties": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+            },
+        },
+    }
     meaning = " ".join(f"`{code}`: {ERROR_CODES[code]}" for code in codes)
-    return create_model(f"{name}Error", __base__=Answer, __doc__=meaning, error=(detail, ...))
+    error = Annotated[dict[str, Any], WithJsonSchema(detail)]
+    return create_model(f"{name}Error", __base__=Answer, __doc__=meaning, error=(error, ...))
 
 
 def errors(*own: int | tuple[int, str], auth: bool = True, body: bool = False) -> dict[int, Any]:

@@ -79,3 +79,53 @@ def test_the_500_handler_answers_the_api_in_its_shape_and_pages_in_html(rf):
     page = server_error(rf.get("/gallery/"))
     assert page.status_code == 500
     assert b"Something went wrong" in page.content and b"Traceback" not in page.content
+
+
+def test_a_logged_in_session_cannot_act_on_the_api(alice, settings):
+    """Only a Bearer token authenticates: a page on another site that makes the browser post with
+    its session cookie gets 401, and nothing is made."""
+    from django.test import Client
+
+    from generations.models import Generation
+
+    settings.SHORTAPI_KEY = "configured"
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    assert browser.get("/accounts/").status_code == 200  # the session works for the pages
+    assert_401(browser.get("/api/v1/account"))
+    assert_401(browser.post("/api/v1/generations", {"prompt": "x"}, content_type="application/json"))
+    assert_401(browser.post("/api/v1/checkout", {"amount_cents": 1000}, content_type="application/json"))
+    assert not Generation.objects.exists()
+
+
+def test_a_method_a_path_lacks_is_405_with_allow_in_the_error_shape(alice_api):
+    for method, path, allowed in [
+        ("post", "/api/v1/account", "GET"),
+        ("delete", "/api/v1/generations", "GET, POST"),
+        ("put", "/api/v1/generations/00000000-0000-0000-0000-000000000000", "GET"),
+        ("get", "/api/v1/checkout", "POST"),
+        ("post", "/api/v1/pricing", "GET"),
+    ]:
+        response = getattr(alice_api.client, method)(path, headers=alice_api.headers)
+        assert response.status_code == 405, (method, path)
+        assert response["Allow"] == allowed
+        error = response.json()["error"]
+        assert error["code"] == "method_not_allowed" and error["message"]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "field"),
+    [
+        ("/api/v1/generations?limit=abc", {}, "limit"),
+        ("/api/v1/generations?limit=5.0", {}, "limit"),
+        ("/api/v1/generations?limit=%2B5", {}, "limit"),
+        ("/api/v1/generations?status=done", {}, "status"),
+    ],
+)
+def test_the_frameworks_own_validation_errors_are_400_in_the_error_shape(alice_api, path, headers, field):
+    response = alice_api.get(path, headers=headers)
+    assert response.status_code == 400  # never 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert list(error["fields"]) == [field] and error["message"] == error["fields"][field][0]
+    assert "Input should" not in error["message"]  # said for people, not pydantic's words

@@ -236,3 +236,42 @@ def test_the_api_is_rate_limited_per_address(settings):
 
     anonymous = ApiClient(None)
     assert [anonymous.get("/api/v1/pricing").status_code for _ in range(3)] == [200, 200, 429]
+
+
+def test_a_generation_is_the_same_bytes_as_before_the_api_moved_to_ninja(alice_api, alice):
+    """Key order, types, nulls, escapes and timestamps exactly as the hand-written API wrote them."""
+    from datetime import UTC, datetime
+    from uuid import UUID
+
+    generation = Generation.objects.create(
+        id=UUID("1b4e28ba-2fa1-41d2-883f-0016d3cca427"),
+        user=alice,
+        prompt="a “fox”",
+        mode="fast",
+        duration=6,
+        aspect_ratio="9:16",
+        cost_cents=120,
+        cents_per_second=20,
+        status=Generation.Status.FAILED,
+        error="Upstream refused the prompt.",
+        deadline_at="2099-01-01T00:00Z",
+    )
+    Generation.objects.filter(pk=generation.pk).update(
+        created_at=datetime(2026, 11, 29, 12, 0, 10, 123456, tzinfo=UTC),
+        finished_at=datetime(2026, 11, 29, 12, 5, tzinfo=UTC),
+    )
+    expected = (
+        b'{"id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "status": "failed", '
+        b'"prompt": "a \\u201cfox\\u201d", "mode": "fast", "duration": 6, "aspect_ratio": "9:16", "cost_cents": 120, "video_url": null, '
+        b'"error": "Upstream refused the prompt.", "created_at": "2026-11-29T12:00:10.123456+00:00", '
+        b'"finished_at": "2026-11-29T12:05:00+00:00"}'
+    )
+
+    response = alice_api.get(f"/api/v1/generations/{generation.pk}")
+
+    assert (response.status_code, response["Content-Type"], response.content) == (
+        200,
+        "application/json",
+        expected,
+    )
+    assert alice_api.get("/api/v1/generations").content == b'{"results": [' + expected + b'], "next": null}'

@@ -307,3 +307,42 @@ def test_screenshots_of_every_page(pipeline, live_server, browser, settings):
         context.close()
     assert len(taken) == 2 * (len(anonymous) + len(logged_in) + 4)
     assert all(file.stat().st_size > 5_000 for file in taken)
+
+
+# --- The API docs page ---------------------------------------------------------------------------
+
+
+def test_the_api_docs_list_every_operation_and_try_one_under_our_csp(live_server, browser):
+    """Swagger UI from ninja's bundled files, under our Content-Security-Policy: every operation of
+    the document is listed, and a token typed into "Authorize" makes a real call from the page."""
+    from accounts.services import api_token_create
+    from tests.test_openapi import CONTRACT_OPERATIONS
+
+    _, token = api_token_create(user=make_user("alice", 10_000), name="docs")
+    page = browser.new_page(viewport=DESKTOP)
+    problems: list[str] = []  # a CSP violation is a console error ("Refused to …")
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+
+    response = page.goto(f"{live_server.url}/api/v1/docs")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    page.wait_for_selector(".opblock")
+    methods = page.eval_on_selector_all(".opblock-summary-method", "es => es.map(e => e.textContent)")
+    paths = page.eval_on_selector_all(".opblock-summary-path", "es => es.map(e => e.dataset.path)")
+    assert set(zip(methods, paths, strict=True)) == CONTRACT_OPERATIONS
+
+    page.click("button.authorize")
+    page.fill(".modal-ux input", token)
+    page.click(".modal-ux button.authorize")
+    page.click(".modal-ux button.close-modal")
+    account = page.locator("#operations-Account-account")
+    account.locator(".opblock-summary").click()
+    account.locator("button.execute").click()
+    answer = account.locator(".live-responses-table tbody .response")
+    answer.wait_for()
+    assert answer.locator(".response-col_status").inner_text().strip() == "200"
+    assert '"username": "alice"' in answer.locator(".microlight").first.inner_text()
+
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "api-docs-desktop.png"), full_page=True, animations="disabled")
+    assert problems == []

@@ -322,3 +322,75 @@ def test_requests_the_fuzzer_does_not_make(
     response = getattr(client, method)(path, **kwargs)
     assert response.status_code == 400, response.content[:200]
     assert response.json()["error"]["code"] == "invalid_request"
+
+
+def test_every_status_and_error_code_each_operation_can_answer_is_documented() -> None:
+    """What the code raises, operation by operation (read from generations/api.py, accounts/api.py
+    and accounts/billing_api.py): the document names each status and, for errors, each code."""
+    limited, unauthorized = {"429": ["rate_limited"]}, {"401": ["unauthorized"]}
+    body = {"400": ["invalid_request"], "413": ["request_too_large"]}
+    expected = {
+        ("GET", "/api/v1/pricing"): {"200": None, **limited},
+        ("GET", "/api/v1/account"): {"200": None, **unauthorized, **limited},
+        ("GET", "/api/v1/generations"): {"200": None, "400": ["invalid_request"], **unauthorized, **limited},
+        ("POST", "/api/v1/generations"): {
+            "200": None,
+            "201": None,
+            **body,
+            **unauthorized,
+            "402": ["insufficient_credits"],
+            **limited,
+            "503": ["upstream_unconfigured"],
+        },
+        ("GET", "/api/v1/generations/{id}"): {"200": None, **unauthorized, "404": ["not_found"], **limited},
+        ("POST", "/api/v1/checkout"): {
+            "201": None,
+            **body,
+            **unauthorized,
+            **limited,
+            "502": ["payments_error"],
+            "503": ["payments_unconfigured", "payments_unavailable"],
+        },
+    }
+    document = openapi_document()
+    schemas = document["components"]["schemas"]
+    for (method, path), statuses in expected.items():
+        responses = document["paths"][path][method.lower()]["responses"]
+        assert set(responses) == set(statuses), (method, path)
+        for status, codes in statuses.items():
+            ref = responses[status]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+            if codes is None:
+                assert not ref.endswith("Error")
+                continue
+            code = schemas[ref]["properties"]["error"]["properties"]["code"]
+            assert code["enum"] == codes, (method, path, status)
+            assert all(f"`{c}`" in responses[status]["description"] for c in codes)
+
+
+def test_the_limits_in_the_document_are_the_ones_the_code_enforces(settings) -> None:
+    from generations.forms import IDEMPOTENCY_KEY_MAX, PROMPT_MAX
+    from generations.pricing import ASPECT_RATIOS, MAX_DURATION, MIN_DURATION, MODES
+
+    paths = openapi_document()["paths"]
+    new = paths["/api/v1/generations"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert new["required"] == ["prompt"]
+    props = new["properties"]
+    assert (props["prompt"]["minLength"], props["prompt"]["maxLength"]) == (1, PROMPT_MAX)
+    assert (props["duration"]["minimum"], props["duration"]["maximum"]) == (MIN_DURATION, MAX_DURATION)
+    assert props["mode"]["enum"] == [*MODES, None]
+    assert props["aspect_ratio"]["enum"] == [*ASPECT_RATIOS, None]
+    (key,) = paths["/api/v1/generations"]["post"]["parameters"]
+    assert (key["name"], key["in"], key["schema"]["maxLength"]) == (
+        "Idempotency-Key",
+        "header",
+        IDEMPOTENCY_KEY_MAX,
+    )
+    checkout = paths["/api/v1/checkout"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    amount = checkout["properties"]["amount_cents"]
+    assert (amount["minimum"], amount["maximum"]) == (settings.TOPUP_MIN_CENTS, settings.TOPUP_MAX_CENTS)
+    limit = next(p for p in paths["/api/v1/generations"]["get"]["parameters"] if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"], limit["schema"]["default"]) == (
+        1,
+        100,
+        20,
+    )

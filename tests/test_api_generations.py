@@ -262,7 +262,8 @@ def test_a_generation_is_the_same_bytes_as_before_the_api_moved_to_ninja(alice_a
     )
     expected = (
         b'{"id": "1b4e28ba-2fa1-41d2-883f-0016d3cca427", "status": "failed", '
-        b'"prompt": "a \\u201cfox\\u201d", "mode": "fast", "duration": 6, "aspect_ratio": "9:16", "cost_cents": 120, "video_url": null, '
+        b'"prompt": "a \\u201cfox\\u201d", "mode": "fast", "duration": 6, "aspect_ratio": "9:16", '
+        b'"cost_cents": 120, "video_url": null, '
         b'"error": "Upstream refused the prompt.", "created_at": "2026-11-29T12:00:10.123456+00:00", '
         b'"finished_at": "2026-11-29T12:05:00+00:00"}'
     )

@@ -129,3 +129,14 @@ def test_the_frameworks_own_validation_errors_are_400_in_the_error_shape(alice_a
     assert error["code"] == "invalid_request"
     assert list(error["fields"]) == [field] and error["message"] == error["fields"][field][0]
     assert "Input should" not in error["message"]  # said for people, not pydantic's words
+
+
+def test_a_token_sent_without_bearer_is_401_and_never_logged(alice, settings, caplog):
+    _, plaintext = api_token_create(user=alice, name="t")
+    settings.DEBUG = True  # where a framework would log the header it could not read
+    from django.test import Client
+
+    response = Client().get("/api/v1/account", headers={"Authorization": plaintext})
+    assert_401(response)
+    assert plaintext not in caplog.text
+    assert ApiClient(plaintext).get("/api/v1/account").status_code == 200

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
-from pydantic import StrictInt
+from pydantic import ConfigDict, StrictInt
 
 from accounts import stripe_client
 from accounts.billing import PaymentsUnconfigured, topup_create
@@ -32,7 +32,7 @@ class CheckoutRequest(Schema):
     """Unknown fields are ignored."""
 
     # Optional to pydantic, so that TopUpForm says a missing amount is missing, in its words.
-    model_config = {"json_schema_extra": {"required": ["amount_cents"]}}
+    model_config = ConfigDict(json_schema_extra={"required": ["amount_cents"]})
 
     amount_cents: StrictInt | None = documented(
         nullable=False,

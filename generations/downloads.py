@@ -1,18 +1,19 @@
 """Copy a result video from the provider into our storage, safely.
 
 The URL comes from upstream, so it is treated like user input: http(s) only, no private,
-loopback or link-local addresses (SSRF), redirects re-checked hop by hop, a size cap, and
-a check that the bytes are an MP4. The host of SHORTAPI_BASE_URL is the one trusted
-exception (CONTRACT §6): that is where the simulator serves its videos.
+loopback or link-local addresses (SSRF), the checked address pinned for the connection, no
+proxies, redirects re-checked hop by hop (seedance_site.outbound), a size cap, and a check
+that the bytes are an MP4. The host of SHORTAPI_BASE_URL is the one trusted exception
+(CONTRACT §6): that is where the simulator serves its videos.
 """
 
-import ipaddress
-import socket
 import tempfile
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import requests
 from django.conf import settings
+
+from seedance_site import outbound
 
 MAX_REDIRECTS = 3
 CHUNK = 256 * 1024
@@ -25,39 +26,18 @@ class DownloadError(Exception):
         self.retryable = retryable
 
 
-def _netloc(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    default_port = 443 if parts.scheme == "https" else 80
-    return (parts.hostname or "").lower(), parts.port or default_port
-
-
-def check_url(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DownloadError(f"refused a video URL that is not http(s): {url[:200]}", retryable=False)
-    host, port = _netloc(url)
-    if (host, port) == _netloc(settings.SHORTAPI_BASE_URL):
-        return
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror:
-        raise DownloadError(f"could not resolve the video host {host}", retryable=True) from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise DownloadError(
-                f"refused the video host {host}: {address} is not a public address", retryable=False
-            )
-
-
 def download_to_tempfile(url: str, *, max_bytes: int) -> tuple[tempfile._TemporaryFileWrapper, int]:
     """Return an open temporary file holding the video, and its size in bytes."""
-    session = requests.Session()
     timeout = (settings.SHORTAPI_CONNECT_TIMEOUT, settings.SHORTAPI_READ_TIMEOUT)
+    trusted = [outbound.netloc(settings.SHORTAPI_BASE_URL)]
     for _ in range(MAX_REDIRECTS + 1):
-        check_url(url)
         try:
-            response = session.get(url, stream=True, timeout=timeout, allow_redirects=False)
+            # Each hop is looked up, checked and connected to by address (seedance_site.outbound).
+            response = outbound.send("GET", url, timeout=timeout, trusted=trusted, stream=True)
+        except outbound.OutboundRefused as exc:
+            raise DownloadError(f"refused the video URL: {exc}", retryable=False) from None
+        except outbound.OutboundUnresolvable as exc:
+            raise DownloadError(f"{exc} (the video host)", retryable=True) from None
         except (requests.Timeout, requests.ConnectionError) as exc:
             raise DownloadError(
                 f"could not fetch the video: {exc.__class__.__name__}", retryable=True

@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 
@@ -44,8 +45,22 @@ class GrantCreditsForm(forms.Form):
         return self.cleaned_data["amount_cents"]
 
 
+class UserCreationForm(AdminUserCreationForm):
+    """New names made by operators follow the sign-up rule (no look-alikes)."""
+
+    def clean_username(self) -> str:
+        from accounts.forms import new_username_validators
+
+        username = super().clean_username()
+        if username:
+            for validate in new_username_validators:
+                validate(username)
+        return username
+
+
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
+    add_form = UserCreationForm
     list_display = ("username", "email", "balance_cents", "is_staff", "date_joined")
     readonly_fields = ("balance_cents",)
     fieldsets = BaseUserAdmin.fieldsets + (("Credits", {"fields": ("balance_cents",)}),)

@@ -8,6 +8,7 @@ from pydantic import ConfigDict, StrictInt
 from accounts import stripe_client
 from accounts.billing import PaymentsUnconfigured, topup_create
 from accounts.billing_forms import TopUpForm
+from accounts.billing_views import CHECKOUT_LIMITED
 from accounts.models import TopUp
 from seedance_site.api import (
     Answer,
@@ -20,6 +21,7 @@ from seedance_site.api import (
     request_body,
     typed,
 )
+from seedance_site.ratelimits import over_user_limit
 
 router = Router(tags=["Billing"])
 
@@ -66,6 +68,8 @@ def checkout(request: HttpRequest) -> Status:
     form = TopUpForm({"amount_cents": amount} if amount is not None else {})
     if not form.is_valid():
         raise form_error(form)
+    if over_user_limit(request, group="checkout", rate=settings.CHECKOUT_RATE_LIMIT):
+        raise ApiError(429, "rate_limited", CHECKOUT_LIMITED)
     try:
         topup: TopUp = topup_create(user=request.auth, amount_cents=form.cleaned_data["amount_cents"])
     except PaymentsUnconfigured:

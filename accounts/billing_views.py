@@ -26,8 +26,12 @@ from accounts.billing_forms import CustomTopUpForm, TopUpForm, usd
 from accounts.billing_selectors import topup_for_user, topups_for_user
 from accounts.models import TopUp
 from seedance_site.api import api_error
+from seedance_site.ratelimits import over_user_limit
 
 logger = logging.getLogger(__name__)
+
+# Each checkout is a call to Stripe, so starting many is limited per user (web and API together).
+CHECKOUT_LIMITED = "You have started many checkouts in a short time. Wait a while, then try again."
 
 # Stripe keeps an unpaid Checkout Session open for 24 hours; after that its link is dead.
 CHECKOUT_LINK_LIFETIME = timedelta(hours=23)
@@ -79,6 +83,9 @@ def billing_checkout(request: HttpRequest) -> HttpResponse:
         if custom:
             return _billing_page(request, custom_form=form, status=400)
         return _billing_page(request, pack_form=form, status=400)
+    if over_user_limit(request, group="checkout", rate=settings.CHECKOUT_RATE_LIMIT):
+        messages.error(request, CHECKOUT_LIMITED)
+        return _billing_page(request, status=429)
     try:
         topup = topup_create(user=request.user, amount_cents=form.cleaned_data["amount_cents"])
     except PaymentsUnconfigured:

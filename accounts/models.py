@@ -1,16 +1,59 @@
+from collections.abc import Iterator
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils.crypto import salted_hmac
 
 
 class User(AbstractUser):
     # Moved only by accounts.credits, in the same transaction as its ledger entry.
     balance_cents = models.BigIntegerField(default=0, editable=False)
+    # Set when the person opened the link we mailed; the sign-up credits wait for it.
+    email_verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Bumped by "sign out everywhere": every session signed before it stops working.
+    session_epoch = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(balance_cents__gte=0), name="user_balance_not_negative"),
+            # "Bob" and "bob" are one name to a reader, so they are one name here.
+            models.UniqueConstraint(
+                Lower("username"),
+                name="user_username_unique_ci",
+                violation_error_message="A user with that username already exists (in any capitalisation).",
+            ),
+            # An address belongs to one account, however it is capitalised; accounts made by
+            # operators may have none.
+            models.UniqueConstraint(
+                Lower("email"),
+                condition=~Q(email=""),
+                name="user_email_unique_ci",
+                violation_error_message="Another account already uses this email address.",
+            ),
         ]
+
+    # Sessions carry this hash and end when it changes: on a password change (Django's own rule)
+    # and, here, when session_epoch is bumped. Epoch 0 keeps Django's exact values, so sessions
+    # made before the epoch existed stay valid.
+    def get_session_auth_hash(self) -> str:
+        if not self.session_epoch:
+            return super().get_session_auth_hash()
+        return self._epoch_session_hash(settings.SECRET_KEY)
+
+    def get_session_auth_fallback_hash(self) -> Iterator[str]:
+        if not self.session_epoch:
+            yield from super().get_session_auth_fallback_hash()
+            return
+        for secret in settings.SECRET_KEY_FALLBACKS:
+            yield self._epoch_session_hash(secret)
+
+    def _epoch_session_hash(self, secret: str) -> str:
+        value = f"{self.password}:{self.session_epoch}"
+        key_salt = "accounts.User.session_auth_hash"
+        return salted_hmac(key_salt, value, secret=secret, algorithm="sha256").hexdigest()
 
 
 class CreditEntry(models.Model):

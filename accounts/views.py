@@ -1,34 +1,49 @@
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.encoding import force_str
+from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_POST
-from django_ratelimit.core import is_ratelimited
 
-from accounts.forms import ApiTokenForm, SignupForm
+from accounts.forms import ApiTokenForm, LoginForm, QueuedPasswordResetForm, SignupForm, answer_429_if_limited
 from accounts.models import ApiToken
-from accounts.services import api_token_create, api_token_revoke, user_create
-
-
-def _over_limit(request: HttpRequest, group: str, rate: str) -> bool:
-    # Per address and per attempted username: a botnet and a single guesser are both slowed.
-    by_ip = is_ratelimited(request, group=group, key="ip", rate=rate, method="POST", increment=True)
-    by_name = is_ratelimited(
-        request, group=group, key="post:username", rate=rate, method="POST", increment=True
-    )
-    return by_ip or by_name
+from accounts.services import (
+    api_token_create,
+    api_token_revoke,
+    signup_submit,
+    user_send_verification,
+    user_sign_out_everywhere,
+    user_verify_email,
+)
+from seedance_site.ratelimits import fold, over_limit, over_user_limit
 
 
 class LoginView(auth_views.LoginView):
+    # The limit itself lives in the form (LoginLimitMixin), shared with the admin's login.
+    authentication_form = LoginForm
+
+    def form_invalid(self, form: LoginForm) -> HttpResponse:
+        return answer_429_if_limited(super().form_invalid(form))
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's reset view, limited per address and per email, mailing from a worker. Over the
+    limit it answers the same for every address, so the limit says nothing about accounts."""
+
+    form_class = QueuedPasswordResetForm
+
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if _over_limit(request, "login", settings.LOGIN_RATE_LIMIT):
+        email = "email:" + fold(request.POST.get("email", ""))[:300]
+        rate = settings.PASSWORD_RESET_RATE_LIMIT
+        if over_limit(request, group="password-reset", rate=rate, values=(email,)):
             form = self.get_form()
-            form.errors.clear()
-            form.add_error(None, "Too many login attempts. Wait a minute, then try again.")
+            form.is_valid()
+            form.add_error(None, "Too many reset requests. Wait a while, then try again.")
             return self.render_to_response(self.get_context_data(form=form), status=429)
         return super().post(request, *args, **kwargs)
 
@@ -38,37 +53,90 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("home")
     form = SignupForm(request.POST or None)
     if request.method == "POST":
-        if _over_limit(request, "signup", settings.SIGNUP_RATE_LIMIT):
-            form.add_error(None, "Too many sign-ups from here. Try again later.")
-            return render(request, "registration/signup.html", {"form": form}, status=429)
+        values = (
+            "name:" + fold(request.POST.get("username", ""))[:300],
+            "email:" + fold(request.POST.get("email", ""))[:300],
+        )
+        if over_limit(request, group="signup", rate=settings.SIGNUP_RATE_LIMIT, values=values):
+            form = SignupForm(request.POST)
+            form.is_valid()
+            form.add_error(None, "Too many sign-ups from here or for this name or address. Try again later.")
+            return render(request, "registration/signup.html", _signup_context(form), status=429)
         if form.is_valid():
-            user = user_create(
+            signup_submit(
                 username=form.cleaned_data["username"],
                 email=form.cleaned_data["email"],
                 password=form.cleaned_data["password1"],
             )
-            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-            messages.success(request, f"Welcome to Seedance Studio, {user.username}!")
-            return redirect("home")
-    return render(request, "registration/signup.html", {"form": form})
+            # The same answer whether the name and address were free or taken (see signup_submit).
+            return redirect("signup_done")
+    return render(request, "registration/signup.html", _signup_context(form))
+
+
+def _signup_context(form: SignupForm) -> dict:
+    return {"form": form, "signup_credits": settings.SIGNUP_CREDITS}
+
+
+def signup_done(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/signup_done.html", {"signup_credits": settings.SIGNUP_CREDITS})
+
+
+def verify_email(request: HttpRequest, uidb64: str, token: str) -> HttpResponse:
+    # A GET that changes state, as every "confirm your address" link does: it is idempotent,
+    # works once, and a mail scanner that follows it only proves the mail reached that inbox.
+    User = get_user_model()
+    try:
+        user = User.objects.get(pk=int(force_str(urlsafe_base64_decode(uidb64))))
+    except (ValueError, OverflowError, User.DoesNotExist):
+        user = None
+    if user is not None and user.pk == request.user.pk:
+        user = request.user  # so this very page's header shows the welcome credits
+    verified = user is not None and user_verify_email(user=user, token=token)
+    context = {
+        "verified": verified,
+        "already": user is not None and not verified and user.email_verified_at is not None,
+        "signup_credits": settings.SIGNUP_CREDITS,
+    }
+    return render(request, "registration/verify_email_done.html", context, status=200 if verified else 400)
+
+
+@login_required
+@require_POST
+def verify_email_resend(request: HttpRequest) -> HttpResponse:
+    if over_limit(
+        request, group="verify-resend", rate=settings.SIGNUP_RATE_LIMIT, values=(f"user:{request.user.pk}",)
+    ):
+        messages.error(request, "We have sent that link several times already. Try again later.")
+    elif user_send_verification(user=request.user):
+        messages.success(request, f"A new link is on its way to {request.user.email}.")
+    else:
+        messages.info(request, "Your address is confirmed already.")
+    return redirect("account")
 
 
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST or None)
     new_token = None
+    status = 200
     if request.method == "POST" and form.is_valid():
-        token, new_token = api_token_create(user=request.user, name=form.cleaned_data["name"])
-        messages.success(request, f"Token “{token.name}” created. Copy it now: it is shown only once.")
-        form = ApiTokenForm()
+        if over_user_limit(request, group="api-token-create", rate=settings.TOKEN_RATE_LIMIT):
+            form.add_error(None, "You have made many tokens in a short time. Wait a while, then try again.")
+            status = 429
+        else:
+            token, new_token = api_token_create(user=request.user, name=form.cleaned_data["name"])
+            messages.success(request, f"Token “{token.name}” created. Copy it now: it is shown only once.")
+            form = ApiTokenForm()
     context = {
         "form": form,
         "new_token": new_token,
         "tokens": request.user.api_tokens.all(),
         "entries": request.user.credit_entries.all()[:20],
         "api_root": settings.SITE_URL + reverse("api:api-root").rstrip("/"),
+        "unverified": request.user.email and request.user.email_verified_at is None,
+        "signup_credits": settings.SIGNUP_CREDITS,
     }
-    return render(request, "accounts/account.html", context)
+    return render(request, "accounts/account.html", context, status=status)
 
 
 @login_required
@@ -78,3 +146,15 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     api_token_revoke(token=token)
     messages.success(request, f"Token “{token.name}” revoked. Scripts using it now get 401.")
     return redirect("account")
+
+
+@login_required
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    revoked = user_sign_out_everywhere(user=request.user)
+    logout(request)
+    tokens = (
+        f"{revoked} API token{'s' if revoked != 1 else ''} revoked" if revoked else "no API tokens to revoke"
+    )
+    messages.success(request, f"Signed out on every device ({tokens}). Log in again to carry on.")
+    return redirect("login")

@@ -1,15 +1,15 @@
 from datetime import datetime
 
 from django.contrib import admin
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
 from generations.reports import day_overview
+from seedance_site.admin import OVERVIEW_PERMISSION, operator_view
 
 
-@staff_member_required
+@operator_view(OVERVIEW_PERMISSION)
 def overview(request: HttpRequest) -> HttpResponse:
     day = request.GET.get("day")
     start = None

@@ -45,7 +45,13 @@ from generations.selectors import (
     generations_for_user,
     video_url,
 )
-from generations.services import TooManyActive, UpstreamUnconfigured, generation_create
+from generations.services import (
+    IdempotencyKeyOfDeleted,
+    TooManyActive,
+    UpstreamUnconfigured,
+    generation_create,
+    generation_for_key,
+)
 from seedance_site.api import (
     Answer,
     ApiError,
@@ -67,6 +73,11 @@ INSUFFICIENT_CREDITS = error_code(
 )
 UPSTREAM_UNCONFIGURED = error_code(
     "upstream_unconfigured", "No ShortAPI key is set on this server; nothing was held or queued."
+)
+IDEMPOTENCY_KEY_REUSED = error_code(
+    "idempotency_key_reused",
+    "The Idempotency-Key started a generation that has since been deleted; keys are never reused, "
+    "so send a new one.",
 )
 
 
@@ -199,7 +210,9 @@ class NewGeneration(Schema):
     response={
         200: Generation,
         201: Generation,
-        **errors((402, INSUFFICIENT_CREDITS), (503, UPSTREAM_UNCONFIGURED), body=True),
+        **errors(
+            (402, INSUFFICIENT_CREDITS), (409, IDEMPOTENCY_KEY_REUSED), (503, UPSTREAM_UNCONFIGURED), body=True
+        ),
     },
     openapi_extra={
         **request_body(NewGeneration),
@@ -226,7 +239,10 @@ def create_generation(
     user = request.auth
     body = json_object(request)
     if idempotency_key is not None:
-        existing = user.generations.filter(idempotency_key=idempotency_key).first()
+        try:
+            existing = generation_for_key(user=user, idempotency_key=idempotency_key)
+        except IdempotencyKeyOfDeleted as exc:
+            raise ApiError(409, IDEMPOTENCY_KEY_REUSED, exc.message) from None
         if existing is not None:
             return Status(200, existing)
     form = GenerationForm(typed(NewGeneration, body).model_dump(exclude_none=True))
@@ -236,6 +252,8 @@ def create_generation(
         generation, created = generation_create(
             user=user, idempotency_key=idempotency_key, **form.cleaned_data
         )
+    except IdempotencyKeyOfDeleted as exc:  # deleted between the check above and now
+        raise ApiError(409, IDEMPOTENCY_KEY_REUSED, exc.message) from None
     except UpstreamUnconfigured as exc:
         raise ApiError(503, UPSTREAM_UNCONFIGURED, exc.message) from None
     except TooManyActive as exc:  # or SubmittingTooFast

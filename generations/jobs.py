@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import IntegrityError
 from django.db.models import F
 from django.utils import timezone
 
@@ -119,6 +120,72 @@ def submit(generation_id: str) -> None:
         logger.error(
             "generation %s: upstream job %s created but the row had moved on", generation_id, job.job_id
         )
+
+
+ADOPT_ATTEMPTS = 5
+
+
+def adopt_job(generation_id: str, job_id: str, attempt: int = 1) -> None:
+    """A callback named `job_id` for a generation whose create answer never arrived. The body of
+    a callback is anybody's to write, so the id is taken only once upstream shows that job as
+    exactly what this generation asked for, and no other generation has it. When upstream does
+    not say (its query answer need not echo the request), the id is refused: the sweeper then
+    fails and refunds the unconfirmed create, the safe side."""
+    with log_context(generation=generation_id):
+        generation = Generation.objects.filter(
+            pk=generation_id, status__in=(Status.QUEUED, Status.SUBMITTING), upstream_job_id=""
+        ).first()
+        if generation is None:
+            return
+        if Generation.objects.filter(upstream_job_id=job_id).exists():
+            logger.warning(
+                "generation %s: refused job %s from a callback: another generation has it",
+                generation_id,
+                job_id,
+            )
+            return
+        try:
+            state = shortapi.query_job(job_id)
+        except shortapi.RetryLater as exc:
+            if attempt < ADOPT_ATTEMPTS:
+                enqueue(
+                    "generations.jobs.adopt_job", generation_id, job_id, attempt + 1, delay=_backoff(attempt)
+                )
+            else:
+                logger.warning(
+                    "generation %s: could not check job %s from a callback: %s", generation_id, job_id, exc
+                )
+            return
+        except shortapi.ShortApiError as exc:
+            logger.warning("generation %s: refused job %s from a callback: %s", generation_id, job_id, exc)
+            return
+        asked = shortapi.job_args(
+            prompt=generation.prompt,
+            mode=generation.mode,
+            duration=generation.duration,
+            aspect_ratio=generation.aspect_ratio,
+        )
+        if not state.is_job_for(model=shortapi.MODEL, args=asked):
+            logger.warning(
+                "generation %s: refused job %s from a callback: upstream does not show it as this request",
+                generation_id,
+                job_id,
+            )
+            return
+        try:
+            adopted = generation_mark_running(
+                generation_id=generation_id,
+                job_id=job_id,
+                first_poll_in=settings.GENERATION_FIRST_POLL_SECONDS,
+            )
+        except IntegrityError:  # another generation took this job id meanwhile
+            logger.warning(
+                "generation %s: refused job %s from a callback: taken meanwhile", generation_id, job_id
+            )
+            return
+        if adopted:
+            logger.warning("generation %s resumed from a callback with job %s", generation_id, job_id)
+            enqueue("generations.jobs.poll", generation_id)
 
 
 @generation_job

@@ -36,6 +36,9 @@ def video_file(request: HttpRequest, token: str) -> HttpResponse:
 
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+# Longer numbers name bytes far past any stored file (10**18 is an exabyte), and Python refuses to
+# read integers of over 4,300 digits: either way such a range cannot be satisfied.
+_MAX_DIGITS = 18
 CHUNK = 256 * 1024
 
 
@@ -53,6 +56,9 @@ def serve_stored(name: str, *, content_type: str, range_header: str | None = Non
         raise Http404("No such file.") from None
     size = default_storage.size(name)
     match = _RANGE.fullmatch((range_header or "").strip())
+    if match and (len(match[1]) > _MAX_DIGITS or len(match[2]) > _MAX_DIGITS):
+        handle.close()
+        return _unsatisfiable(size)
     if match and (match[1] or match[2]):
         if match[1]:
             start, end = int(match[1]), int(match[2]) if match[2] else size - 1
@@ -60,9 +66,7 @@ def serve_stored(name: str, *, content_type: str, range_header: str | None = Non
             start, end = max(0, size - int(match[2])), size - 1
         if start >= size or end < start:
             handle.close()
-            response = HttpResponse(status=416)
-            response["Content-Range"] = f"bytes */{size}"
-            return response
+            return _unsatisfiable(size)
         end = min(end, size - 1)
         handle.seek(start)
         response = StreamingHttpResponse(
@@ -74,6 +78,12 @@ def serve_stored(name: str, *, content_type: str, range_header: str | None = Non
         response = FileResponse(handle, content_type=content_type)
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+def _unsatisfiable(size: int) -> HttpResponse:
+    response = HttpResponse(status=416)
+    response["Content-Range"] = f"bytes */{size}"
     return response
 
 

@@ -94,6 +94,16 @@ class Generation(models.Model):
             ),
             models.CheckConstraint(condition=Q(duration__gte=4, duration__lte=15), name="gen_duration_4_15"),
             models.CheckConstraint(condition=Q(mode__in=["std", "fast"]), name="gen_mode_known"),
+            # One upstream job makes one video for one generation: a job id handed over by a
+            # callback can never be attached to a second one (generations.jobs.adopt_job).
+            models.UniqueConstraint(
+                fields=["upstream_job_id"], condition=~Q(upstream_job_id=""), name="gen_unique_upstream_job"
+            ),
+        ]
+        # Operator pages beyond the model admin (seedance_site.admin); being staff is not enough.
+        permissions = [
+            ("view_overview", "Can see the operations overview (revenue, upstream spend, margin)"),
+            ("manage_queues", "Can see and act on the job queues (empty, delete, requeue, stop)"),
         ]
 
     def __str__(self) -> str:

@@ -51,7 +51,31 @@ class SubmittingTooFast(TooManyActive):
         Exception.__init__(self, "You are starting videos too fast. Wait a minute, then try again.")
 
 
-__all__ = ["InsufficientCredits", "SubmittingTooFast", "TooManyActive", "UpstreamUnconfigured"]
+class IdempotencyKeyOfDeleted(Exception):
+    """The key started a generation its owner has since deleted. Keys are spent for good
+    (CONTRACT §5b), and the deleted one is shown nowhere, so the repeat is refused."""
+
+    message = (
+        "This Idempotency-Key was used for a video you have since deleted. "
+        "Send a new key to make another video."
+    )
+
+
+def generation_for_key(*, user: User, idempotency_key: str) -> Generation | None:
+    """The generation this key already started, if any; IdempotencyKeyOfDeleted if deleted."""
+    existing = Generation.objects.filter(user=user, idempotency_key=idempotency_key).first()
+    if existing is not None and existing.deleted_at is not None:
+        raise IdempotencyKeyOfDeleted()
+    return existing
+
+
+__all__ = [
+    "IdempotencyKeyOfDeleted",
+    "InsufficientCredits",
+    "SubmittingTooFast",
+    "TooManyActive",
+    "UpstreamUnconfigured",
+]
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -102,11 +126,11 @@ def generation_create(
 ) -> tuple[Generation, bool]:
     """Hold the credits and queue the generation; return it and whether it is new.
 
-    Raises UpstreamUnconfigured, SubmittingTooFast, TooManyActive or InsufficientCredits,
-    leaving nothing behind.
+    Raises IdempotencyKeyOfDeleted, UpstreamUnconfigured, SubmittingTooFast, TooManyActive or
+    InsufficientCredits, leaving nothing behind.
     """
     if idempotency_key:
-        existing = Generation.objects.filter(user=user, idempotency_key=idempotency_key).first()
+        existing = generation_for_key(user=user, idempotency_key=idempotency_key)
         if existing is not None:
             return existing, False
     if not shortapi.is_configured():
@@ -119,7 +143,7 @@ def generation_create(
         # idempotency key cannot both be read as free by two requests at once.
         User.objects.select_for_update().filter(pk=user.pk).values_list("pk").get()
         if idempotency_key:
-            existing = Generation.objects.filter(user=user, idempotency_key=idempotency_key).first()
+            existing = generation_for_key(user=user, idempotency_key=idempotency_key)
             if existing is not None:
                 return existing, False
         active = Generation.objects.filter(user=user, status__in=Generation.ACTIVE).count()
@@ -291,10 +315,17 @@ def callback_url(generation_id: object) -> str:
     return f"{settings.SITE_URL}/webhooks/shortapi/{callback_token(generation_id)}/"
 
 
+# A callback token carries its signing time (signing.dumps is timestamped) and expires this long
+# after the generation's deadline: every callback for a live generation is in time, and a token
+# read from an old access log is worthless.
+CALLBACK_TOKEN_GRACE = timedelta(hours=6)
+
+
 def generation_id_from_callback_token(token: str) -> str | None:
+    max_age = timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS) + CALLBACK_TOKEN_GRACE
     try:
-        return signing.loads(token, salt=CALLBACK_SALT)
-    except signing.BadSignature:
+        return signing.loads(token, salt=CALLBACK_SALT, max_age=max_age)
+    except signing.BadSignature:  # SignatureExpired included
         return None
 
 

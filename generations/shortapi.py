@@ -71,6 +71,16 @@ class JobState:
     def failed(self) -> bool:
         return self.status == FAILED
 
+    def is_job_for(self, *, model: str, args: dict[str, Any]) -> bool:
+        """Whether the query answer shows the very job we would have created with `args`.
+
+        Undocumented: the provider's query answer may not echo the model and args. Then we
+        cannot tell, and say no: a job id that we cannot tie to the request is never adopted."""
+        echoed = self.raw.get("args")
+        if self.raw.get("model") != model or not isinstance(echoed, dict):
+            return False
+        return all(echoed.get(name) == value for name, value in args.items())
+
 
 _local = threading.local()
 
@@ -125,12 +135,17 @@ def _decode(response: requests.Response) -> dict[str, Any]:
     return body
 
 
+def job_args(*, prompt: str, mode: str, duration: int, aspect_ratio: str) -> dict[str, Any]:
+    """The create call's `args`, built in one place so a job can be checked against them later."""
+    return {"prompt": prompt, "mode": mode, "duration": duration, "aspect_ratio": aspect_ratio}
+
+
 def create_job(
     *, prompt: str, mode: str, duration: int, aspect_ratio: str, callback_url: str | None
 ) -> CreatedJob:
     payload: dict[str, Any] = {
         "model": MODEL,
-        "args": {"prompt": prompt, "mode": mode, "duration": duration, "aspect_ratio": aspect_ratio},
+        "args": job_args(prompt=prompt, mode=mode, duration=duration, aspect_ratio=aspect_ratio),
     }
     if callback_url:
         payload["callback_url"] = callback_url

@@ -19,6 +19,11 @@ Statuses: 0 during the first 10% of the job's time, then 1, then 2 once its time
 failed job). Status is computed from the wall clock (``time.time()``) whenever it is read, and a background
 thread finishes due jobs every 50 ms so callbacks go out without anybody polling.
 
+Query answers echo the job's ``model`` and normalised ``args`` beside ``status`` (and ``result`` or
+``error``), which lets the portal check that a job id handed to it by a callback is its own job;
+``Simulator(echo_request=False)`` (or setting ``sim.echo_request``) leaves them out, as the real
+provider may.
+
 Callback: when a job reaches status 2 or 3 and it has a ``callback_url``, one POST (never retried, 5 s
 timeout, failures counted in ``callbacks_failed``) with the JSON body
 ``{"job_id": ..., "status": 2|3, "code": 0}``.
@@ -540,6 +545,7 @@ class Simulator:
         slow_seconds: float = 5.0,
         callback_timeout: float = 5.0,
         callback_workers: int = 16,
+        echo_request: bool = True,
         verbose: bool = False,
     ) -> None:
         self.api_key = api_key
@@ -552,6 +558,8 @@ class Simulator:
         self.slow_seconds = slow_seconds
         self.callback_timeout = callback_timeout
         self.callback_workers = callback_workers
+        # Off, query answers carry no model and args, as the real provider's need not.
+        self.echo_request = echo_request
         self.verbose = verbose
         directory = (
             Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir()) / "shortapi-simulator"
@@ -835,6 +843,11 @@ class Simulator:
             "created_at": _iso(job.created_at),
             "updated_at": _iso(job.updated_at(now)),
         }
+        if self.echo_request:
+            # So a client can check that a job id it was handed is the job it asked for; the real
+            # provider's answer may not carry these (shortapi-notes.md).
+            data["model"] = MODEL
+            data["args"] = dict(job.args)
         if job.finished_at is not None:
             data["finished_at"] = _iso(job.finished_at)
         if status == 2:

@@ -44,6 +44,7 @@ from generations.selectors import (
 )
 from generations.services import (
     GenerationUnfinished,
+    IdempotencyKeyOfDeleted,
     TooManyActive,
     UpstreamUnconfigured,
     generation_create,
@@ -194,7 +195,7 @@ def generate(request: HttpRequest) -> HttpResponse:
                 generation, created = generation_create(
                     user=request.user, idempotency_key=key, **form.cleaned_data
                 )
-            except UpstreamUnconfigured as exc:
+            except (UpstreamUnconfigured, IdempotencyKeyOfDeleted) as exc:
                 form.add_error(None, exc.message)
             except TooManyActive as exc:
                 form.add_error(None, str(exc))

@@ -2,19 +2,20 @@
 
 A callback is a hint, never the truth: it makes us query the job now. Its body is read for
 one thing only: the job id, when we have none yet because the worker died between the
-create call and saving its answer.
+create call and saving its answer. Even then the id is only a candidate: a worker asks
+upstream about it and takes it only if that job is this generation's (jobs.adopt_job), since
+anyone who has seen the callback URL can post any body to it.
 """
 
 import json
 import logging
 
-from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from generations.models import Generation
-from generations.services import enqueue, generation_id_from_callback_token, generation_mark_running
+from generations.services import enqueue, generation_id_from_callback_token
 from seedance_site.logs import log_context
 
 logger = logging.getLogger(__name__)
@@ -40,11 +41,8 @@ def _handle(request: HttpRequest, generation_id: str) -> JsonResponse:
         and not generation.upstream_job_id
     ):
         job_id = _job_id_from_body(request)
-        if job_id and generation_mark_running(
-            generation_id=generation.pk, job_id=job_id, first_poll_in=settings.GENERATION_FIRST_POLL_SECONDS
-        ):
-            logger.warning("generation %s resumed from a callback with job %s", generation.pk, job_id)
-            generation.status = Generation.Status.RUNNING
+        if job_id:
+            enqueue("generations.jobs.adopt_job", str(generation.pk), job_id)
     if generation.status == Generation.Status.RUNNING:
         enqueue("generations.jobs.poll", str(generation.pk))
     return JsonResponse({"ok": True})

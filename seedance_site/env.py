@@ -5,6 +5,7 @@ surfacing later as a confusing error deep inside a request.
 """
 
 import os
+import re
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -58,3 +59,14 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+_RATE = re.compile(r"([0-9]+)/([0-9]*)([smhd])")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A rate limit, "<count>/<period>" as django-ratelimit reads it: 10/m, 100/h, 5/15m."""
+    value = os.environ.get(name, default).strip()
+    if not _RATE.fullmatch(value):
+        raise ImproperlyConfigured(f"{name} must be a rate such as 10/m or 100/h, not {value!r}.")
+    return value

@@ -7,7 +7,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from seedance_site import embedded_redis
-from seedance_site.env import env_bool, env_float, env_int, env_list, env_str
+from seedance_site.env import env_bool, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = embedded_redis.VAR_DIR
@@ -36,7 +36,7 @@ SITE_URL = env_str("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", SITE_URL)
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "seedance_site.apps.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -57,6 +57,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "seedance_site.middleware.IdleSessionTimeout",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -109,7 +110,9 @@ REDIS_URL = env_str("REDIS_URL") or embedded_redis.url()
 EMBEDDED_REDIS = not env_str("REDIS_URL")
 
 RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
-RQ_SHOW_ADMIN_LINK = True
+# django-rq's own admin entry would mount its views a second time, guarded by is_staff alone; the
+# dashboard lives at /admin/django-rq/ behind a named permission (seedance_site.admin).
+RQ_SHOW_ADMIN_LINK = False
 RQ = {
     # Measured in bench/RESULTS.md: no fork per job is ~1.7x faster to drain and cuts the lag
     # from a finished upstream job to a stored video from seconds to ~0.1 s (p50).
@@ -133,18 +136,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# A session unused this long ends (seedance_site.middleware.IdleSessionTimeout); 0 turns it off,
+# leaving Django's two-week session cookie.
+SESSION_IDLE_TIMEOUT_SECONDS = env_int("SESSION_IDLE_TIMEOUT_SECONDS", 7 * 24 * 3600, minimum=0)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "home"
 
-# Rate limits, "<count>/<period>" as django-ratelimit reads them.
-LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "10/m")
-SIGNUP_RATE_LIMIT = env_str("SIGNUP_RATE_LIMIT", "10/h")
-API_USER_RATE_LIMIT = env_str("API_USER_RATE_LIMIT", "600/m")
+# Rate limits, "<count>/<period>" as django-ratelimit reads them (README, Security).
+# Login: per address and per account name, the portal's and the admin's login together.
+LOGIN_RATE_LIMIT = env_rate("LOGIN_RATE_LIMIT", "10/m")
+# Sign-up: per address, per name and per email (each sign-up mails the address).
+SIGNUP_RATE_LIMIT = env_rate("SIGNUP_RATE_LIMIT", "10/h")
+# Password reset: per address and per email.
+PASSWORD_RESET_RATE_LIMIT = env_rate("PASSWORD_RESET_RATE_LIMIT", "5/h")
+# Stripe Checkout sessions started, per user (web and API): each is a call to Stripe.
+CHECKOUT_RATE_LIMIT = env_rate("CHECKOUT_RATE_LIMIT", "20/h")
+# API tokens created on the account page, per user.
+TOKEN_RATE_LIMIT = env_rate("TOKEN_RATE_LIMIT", "10/h")
+API_USER_RATE_LIMIT = env_rate("API_USER_RATE_LIMIT", "600/m")
 # Generous: an office or a carrier NAT puts many users behind one address.
-API_IP_RATE_LIMIT = env_str("API_IP_RATE_LIMIT", "6000/m")
+API_IP_RATE_LIMIT = env_rate("API_IP_RATE_LIMIT", "6000/m")
 # New generations per user, on top of MAX_ACTIVE_GENERATIONS_PER_USER (web and API together).
-SUBMIT_RATE_LIMIT = env_str("SUBMIT_RATE_LIMIT", "30/m")
+SUBMIT_RATE_LIMIT = env_rate("SUBMIT_RATE_LIMIT", "30/m")
 RATELIMIT_VIEW = "seedance_site.views.rate_limited"
 
 # --- Email: console in development, SMTP when a host is named ----------------------------
@@ -212,8 +226,15 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", HTTPS)
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", HTTPS)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000 if HTTPS else 0, minimum=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", SECURE_HSTS_SECONDS > 0)
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", SECURE_HSTS_SECONDS > 0)
+# Opt-in: includeSubDomains binds every subdomain of the host to HTTPS for a year, and preload asks
+# browsers to ship that in their lists, which is slow to undo. Only the operator knows whether the
+# whole domain is ready, so `check --deploy` is not asked to nag about them (W005, W021).
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [
+    *([] if SECURE_HSTS_INCLUDE_SUBDOMAINS else ["security.W005"]),
+    *([] if SECURE_HSTS_PRELOAD else ["security.W021"]),
+]
 if env_bool("DJANGO_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True

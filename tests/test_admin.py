@@ -126,6 +126,84 @@ def test_staff_pages_are_for_staff_only(alice):
     assert client.get("/admin/django-rq/").status_code == 302
 
 
+def rq_paths() -> list[str]:
+    """Every URL of django-rq's dashboard, as django_rq.urls lists them, with sample arguments."""
+    import django_rq.urls
+    from django.urls import URLPattern, reverse
+
+    samples = {
+        "queue_index": 0,
+        "connection_index": 0,
+        "scheduler_index": 0,
+        "job_id": "x",
+        "result_id": "x",
+        "key": "x",
+        "scheduler_name": "x",
+        "cron_job_name": "a/b",
+        "token": "x",
+    }
+    paths = set()
+    for pattern in django_rq.urls.urlpatterns:
+        assert isinstance(pattern, URLPattern)
+        names = getattr(pattern.pattern, "converters", None) or pattern.pattern.regex.groupindex
+        paths.add(reverse(f"django_rq:{pattern.name}", kwargs={n: samples[n] for n in names}))
+    return sorted(paths)
+
+
+@pytest.fixture
+def bare_staff():
+    """Staff, with no permission at all: what a support agent or a contractor might be given."""
+    user = make_user("stan", is_staff=True)
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def test_permissionless_staff_get_403_on_the_overview(bare_staff):
+    _, client = bare_staff
+    assert client.get("/admin/overview/").status_code == 403
+    assert client.get("/admin/overview/?day=2026-11-01").status_code == 403
+    html = client.get("/admin/").content.decode()
+    assert "/admin/overview/" not in html and "/admin/django-rq/" not in html
+
+
+def test_permissionless_staff_get_403_on_every_queue_page_and_action(bare_staff):
+    _, client = bare_staff
+    queue = django_rq.get_queue("default", commit_mode="auto")  # now, not at a commit that never comes
+    queue.enqueue("generations.jobs.sweep")
+    paths = rq_paths()
+    assert len(paths) >= 20 and "/admin/django-rq/queues/0/empty/" in paths
+    for path in paths:
+        assert client.get(path).status_code == 403, path
+        assert client.post(path, {"job_ids": ["x"], "action": "delete"}).status_code == 403, path
+    assert queue.count == 1  # nothing was emptied, deleted or requeued
+    # django-rq's own admin entry (a second mount of the same views) is not there at all.
+    assert client.get("/admin/django_rq/dashboard/").status_code == 404
+    assert client.post("/admin/django_rq/dashboard/queues/0/empty/").status_code == 404
+
+
+def test_the_named_permissions_open_the_operator_pages(bare_staff):
+    from django.contrib.auth.models import Permission
+
+    user, client = bare_staff
+    user.user_permissions.add(Permission.objects.get(codename="view_overview"))
+    assert client.get("/admin/overview/").status_code == 200
+    assert client.get("/admin/django-rq/").status_code == 403
+    user.user_permissions.add(Permission.objects.get(codename="manage_queues"))
+    client.force_login(user)  # a fresh user object, without the cached permissions
+    assert client.get("/admin/django-rq/").status_code == 200
+    assert client.get("/admin/django-rq/queues/0/").status_code == 200
+
+
+def test_superusers_reach_the_queue_pages(operator):
+    # Left out: pages naming a job or a worker (django-rq answers an unknown one with a 500) and
+    # rq-scheduler's page (not installed: RQ's own scheduler is used).
+    pages = [p for p in rq_paths() if "/x" not in p and "/a/b" not in p and "/schedulers/" not in p]
+    assert len(pages) >= 10
+    for path in pages:
+        assert operator.get(path).status_code in (200, 302), path
+
+
 def test_grant_credits_from_the_admin_goes_through_the_ledger(operator, alice, bob):
     url = "/admin/accounts/user/"
     selected = {"action": "grant_credits", "_selected_action": [alice.pk, bob.pk]}

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core import mail
 
 from generations.models import Generation
 from generations.services import generation_create, generation_set_share
@@ -105,7 +106,19 @@ def test_a_new_user_signs_up_generates_watches_it_arrive_and_shares_it(
     page.fill("#id_password1", "a-Long-pass-77")
     page.fill("#id_password2", "a-Long-pass-77")
     page.click("main button[type=submit]")
-    page.wait_for_selector("text=Welcome to Seedance Studio, dana!")
+    # The same page whether or not the name was free; the news comes by email.
+    page.wait_for_selector("h1:has-text('Check your inbox')")
+    run_jobs(lambda: len(mail.outbox) == 1)
+    link = re.search(r"http://\S+/accounts/verify/\S+/\S+/", mail.outbox[0].body).group(0)
+    page.click("main a.button:has-text('Log in')")
+    page.fill("#id_username", "dana")
+    page.fill("#id_password", "a-Long-pass-77")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    assert page.inner_text("#balance").strip().endswith("$0.00")
+    # Confirming the address brings the welcome credits.
+    page.goto(link)
+    page.wait_for_selector("h1:has-text('Address confirmed')")
     assert page.inner_text("#balance").strip().endswith("$10.00")
 
     # Generate: the counter, the example prompts and the quote follow every change.
@@ -254,6 +267,7 @@ def test_screenshots_of_every_page(pipeline, live_server, browser, settings):
     anonymous = {
         "home": "/",
         "signup": "/accounts/signup/",
+        "signup-done": "/accounts/signup/done/",
         "login": "/accounts/login/",
         "explore": "/explore/",
         "shared": f"/v/{videos['fox'].share_slug}/",
@@ -270,6 +284,7 @@ def test_screenshots_of_every_page(pipeline, live_server, browser, settings):
         "gallery": "/gallery/",
         "gallery-filtered": "/gallery/?status=succeeded&mode=fast",
         "account": "/accounts/",
+        "password-change": "/accounts/password_change/",
     }
     taken = []
     for width_name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):

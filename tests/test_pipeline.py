@@ -4,20 +4,28 @@ failure and exactly one refund."""
 
 import json
 import subprocess
+from datetime import timedelta
 
 import imageio_ffmpeg
 import pytest
 import requests
+import time_machine
 from django.conf import settings as django_settings
 from django.core import signing
 from django.db.models import Sum
 from django.test import Client
+from django.utils import timezone
 
 from accounts.audit import audit_mismatches
 from accounts.models import CreditEntry
 from generations import jobs, shortapi
 from generations.models import Generation
-from generations.services import CALLBACK_SALT, callback_url, generation_claim_submit
+from generations.services import (
+    CALLBACK_SALT,
+    CALLBACK_TOKEN_GRACE,
+    callback_url,
+    generation_claim_submit,
+)
 from tests.conftest import api_for, make_user, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -244,6 +252,94 @@ def test_a_worker_killed_between_create_and_save_is_resumed_by_the_callback(pipe
     assert generation.status == "succeeded", generation.error_detail
     assert pipeline.stats()["jobs"] == 1
     assert ledger(generation) == [("charge", -generation.cost_cents)]
+
+
+def stuck_after_create(api, prompt="A red fox in fresh snow"):
+    """A generation whose worker died after claiming the create call, before saving its answer:
+    the state a callback's job id is allowed to resume."""
+    generation = submit(api, prompt)
+    assert generation_claim_submit(generation_id=generation.pk)
+    return generation
+
+
+def test_a_forged_callback_naming_another_users_job_changes_nothing(pipeline):
+    alice, bob = make_user("alice", 10_000), make_user("bob", 10_000)
+    bobs = settle(submit(api_for(bob), "[sim:seconds=0.2] bob's secret project"))
+    assert bobs.status == "succeeded"
+    alices = stuck_after_create(api_for(alice), "[sim:seconds=0.2] bob's secret project")
+    # Alice read her own callback URL in an access log and posts Bob's job id to it: even with
+    # the very same prompt, the job is Bob's generation's, not hers.
+    assert requests.post(callback_url(alices.pk), json={"job_id": bobs.upstream_job_id}, timeout=5).ok
+    run_jobs()
+    alices.refresh_from_db()
+    assert (alices.status, alices.upstream_job_id, alices.video.name) == ("submitting", "", "")
+    bobs.refresh_from_db()
+    assert bobs.status == "succeeded" and bobs.user_id == bob.pk
+
+
+def test_a_callback_naming_a_job_made_for_other_args_changes_nothing(pipeline, alice_api_tx):
+    _, api = alice_api_tx
+    generation = stuck_after_create(api, "a quiet harbour")
+    # A job nobody's generation has, but made for another prompt (or mode, length, ratio).
+    for args in ({"prompt": "something else"}, {"duration": 5}, {"mode": "fast"}):
+        other = shortapi.create_job(
+            **{"prompt": generation.prompt, "mode": "std", "duration": 4, "aspect_ratio": "16:9", **args},
+            callback_url=None,
+        )
+        requests.post(callback_url(generation.pk), json={"job_id": other.job_id}, timeout=5)
+    run_jobs()
+    generation.refresh_from_db()
+    assert generation.status == "submitting" and generation.upstream_job_id == ""
+
+
+def test_a_callback_job_is_refused_when_upstream_does_not_echo_the_request(
+    pipeline, alice_api_tx, monkeypatch
+):
+    alice, api = alice_api_tx
+    monkeypatch.setattr(pipeline, "echo_request", False)  # as the real provider may answer
+    generation = stuck_after_create(api)
+    shortapi.create_job(
+        prompt=generation.prompt,
+        mode=generation.mode,
+        duration=generation.duration,
+        aspect_ratio=generation.aspect_ratio,
+        callback_url=callback_url(generation.pk),
+    )
+    run_jobs(lambda: pipeline.stats()["callbacks_sent"] == 1)
+    run_jobs()
+    generation.refresh_from_db()
+    assert generation.status == "submitting" and generation.upstream_job_id == ""
+    # The safe side: the sweeper fails the unconfirmed create and gives the credits back.
+    with time_machine.travel(timezone.now() + jobs.UNKNOWN_OUTCOME_GRACE + timedelta(seconds=1)):
+        jobs.reconcile()
+    generation.refresh_from_db()
+    assert_refunded_once(generation, alice, "unknown_outcome")
+
+
+def test_an_expired_callback_token_is_refused(pipeline, alice_api_tx, settings):
+    _, api = alice_api_tx
+    generation = stuck_after_create(api)
+    job = shortapi.create_job(
+        prompt=generation.prompt,
+        mode=generation.mode,
+        duration=generation.duration,
+        aspect_ratio=generation.aspect_ratio,
+        callback_url=None,
+    )
+    lifetime = timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS) + CALLBACK_TOKEN_GRACE
+    with time_machine.travel(timezone.now() - lifetime - timedelta(minutes=1)):
+        old = callback_url(generation.pk)
+    response = requests.post(old, json={"job_id": job.job_id}, timeout=5)
+    assert response.status_code == 404
+    run_jobs()
+    generation.refresh_from_db()
+    assert generation.status == "submitting" and generation.upstream_job_id == ""
+    # A token as old as the generation's whole life, and then some, still works.
+    with time_machine.travel(timezone.now() - lifetime + timedelta(minutes=1)):
+        fresh_enough = callback_url(generation.pk)
+    assert requests.post(fresh_enough, json={"job_id": job.job_id}, timeout=5).status_code == 200
+    generation = settle(generation)
+    assert generation.status == "succeeded" and generation.upstream_job_id == job.job_id
 
 
 def test_a_create_timeout_waits_for_the_callback_and_never_creates_twice(pipeline, alice_api_tx):

@@ -1,6 +1,7 @@
 """Security by default: the headers every page carries, and no inline script to weaken them."""
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 from django.test import Client
@@ -131,3 +132,302 @@ def test_behind_a_proxy_setting_switches_the_rate_limit_key():
         DJANGO_BEHIND_PROXY="1",
     )
     assert result.stdout.strip().splitlines()[-1] == "seedance_site.views.client_ip"
+
+
+# --- Found by the security review (issue 10) ------------------------------------------------------
+
+
+@pytest.fixture
+def stored_video(alice, settings, tmp_path):
+    """A finished generation whose MP4 is on the local disk."""
+    settings.MEDIA_ROOT = str(tmp_path)
+    settings.SHORTAPI_KEY = "configured"
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "v.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"x" * 1000)
+    generation, _ = generation_create(
+        user=alice, prompt="a gull", mode="fast", duration=4, aspect_ratio="1:1"
+    )
+    Generation.objects.filter(pk=generation.pk).update(status="succeeded", video="videos/v.mp4")
+    generation.refresh_from_db()
+    return generation
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["production", "debug"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "bytes=" + "9" * 5000 + "-",
+        "bytes=0-" + "9" * 5000,
+        "bytes=-" + "9" * 5000,
+        "bytes=" + "1" * 19 + "-" + "2" * 19,
+    ],
+    ids=["start", "end", "suffix", "twenty-digits"],
+)
+def test_a_range_with_absurdly_long_numbers_is_416_not_500(stored_video, settings, debug, header):
+    from generations.selectors import video_url
+
+    settings.DEBUG = debug
+    url = video_url(None, stored_video).removeprefix(settings.SITE_URL)
+    response = Client(raise_request_exception=False).get(url, headers={"Range": header})
+    assert response.status_code == 416
+    assert response["Content-Range"] == "bytes */1012"
+    # Ordinary ranges still work.
+    response = Client().get(url, headers={"Range": "bytes=0-9"})
+    assert response.status_code == 206 and response["Content-Range"] == "bytes 0-9/1012"
+
+
+def test_media_files_are_never_served_by_path_even_in_debug(tmp_path):
+    """With DEBUG on, /media/ used to serve every stored video and poster to anyone with the path
+    (the uuid is public on share pages). A real process in debug mode, asked for a file that is
+    really there."""
+    from tests.test_deploy import run_manage
+
+    (tmp_path / "videos" / "2026" / "11").mkdir(parents=True)
+    (tmp_path / "videos" / "2026" / "11" / "secret.mp4").write_bytes(b"not for you")
+    script = (
+        "from django.test import Client; c = Client(HTTP_HOST='localhost'); "
+        "print(c.get('/media/videos/2026/11/secret.mp4').status_code, "
+        "c.get('/media/videos/').status_code)"
+    )
+    result = run_manage("shell", "-c", script, DJANGO_DEBUG="1", MEDIA_ROOT=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "404 404"
+
+
+def test_hsts_subdomains_and_preload_are_opt_in_and_check_deploy_stays_clean():
+    from tests.test_deploy import run_manage
+
+    base = {"DJANGO_SECRET_KEY": "a-long-random-production-secret-key-0123456789abcdefghijklmnop"}
+    show = (
+        "from django.conf import settings as s; "
+        "print(s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD)"
+    )
+    result = run_manage("shell", "-c", show, DJANGO_HTTPS="1", **base)
+    assert result.stdout.strip().splitlines()[-1] == "31536000 False False"
+    for opt_in in ({}, {"DJANGO_HSTS_INCLUDE_SUBDOMAINS": "1", "DJANGO_HSTS_PRELOAD": "1"}):
+        result = run_manage(
+            "check", "--deploy", "--fail-level", "WARNING", DJANGO_HTTPS="1", **base, **opt_in
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+    result = run_manage(
+        "shell",
+        "-c",
+        show,
+        DJANGO_HTTPS="1",
+        DJANGO_HSTS_INCLUDE_SUBDOMAINS="1",
+        DJANGO_HSTS_PRELOAD="1",
+        **base,
+    )
+    assert result.stdout.strip().splitlines()[-1] == "31536000 True True"
+
+
+def test_a_bad_rate_limit_setting_names_the_variable():
+    from tests.test_deploy import run_manage
+
+    result = run_manage("check", DJANGO_SECRET_KEY="x" * 60, LOGIN_RATE_LIMIT="ten a minute")
+    assert result.returncode != 0
+    assert "LOGIN_RATE_LIMIT must be a rate such as 10/m" in result.stderr
+
+
+# --- What the review found holding: kept as regression tests -----------------------------------------
+
+XSS = "</title><script>alert('x')</script><img src=x onerror=alert(1)>\"'><svg onload=alert(2)>"
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def assert_no_injected_markup(html: str, where: str) -> list[tuple[str, dict]]:
+    parser = _Tags()
+    parser.feed(html)
+    for tag, attrs in parser.tags:
+        assert not (tag == "img" and attrs.get("src") == "x"), f"{tag} injected on {where}"
+        assert not [name for name in attrs if name.startswith("on")], (
+            f"event handler on {where}: {tag} {attrs}"
+        )
+        if tag == "script":
+            assert "src" in attrs or attrs.get("type") == "application/json", f"inline script on {where}"
+    assert "<script>alert" not in html and "m<b>" not in html, where
+    return parser.tags
+
+
+def test_prompts_and_names_with_markup_are_escaped_on_every_page(settings, tmp_path):
+    from urllib.parse import quote
+
+    from accounts.models import User
+    from tests.conftest import make_user
+
+    settings.SHORTAPI_KEY = "configured"
+    settings.MEDIA_ROOT = str(tmp_path)
+    # A name from before the ASCII rule, made straight in the database: escaping must not rely on it.
+    mallory = make_user("mallory", 10_000)
+    User.objects.filter(pk=mallory.pk).update(username="m<b>\"'&")
+    mallory.refresh_from_db()
+    generation, _ = generation_create(user=mallory, prompt=XSS, mode="fast", duration=4, aspect_ratio="1:1")
+    Generation.objects.filter(pk=generation.pk).update(
+        status="succeeded", video="videos/x.mp4", poster="p.jpg"
+    )
+    generation.refresh_from_db()
+    generation_set_share(generation=generation, shared=True)
+    failed, _ = generation_create(
+        user=mallory, prompt=XSS + " again", mode="std", duration=4, aspect_ratio="1:1"
+    )
+    Generation.objects.filter(pk=failed.pk).update(status="failed", error=XSS)
+    root = make_user("root", is_staff=True, is_superuser=True)
+
+    q = quote(XSS)
+    public = [
+        "/",
+        "/explore/",
+        f"/explore/?q={q}",
+        f"/v/{generation.share_slug}/",
+        f"/accounts/login/?next={q}",
+    ]
+    own = [
+        f"/generations/{generation.pk}/",
+        f"/generations/{failed.pk}/",
+        f"/generations/{failed.pk}/status/",
+        "/gallery/",
+        f"/gallery/?q={q}",
+        f"/generate/?prompt={q}",
+        "/billing/",
+        "/accounts/",
+    ]
+    admin = [
+        "/admin/generations/generation/",
+        f"/admin/generations/generation/?q={q}",
+        f"/admin/generations/generation/{generation.pk}/change/",
+        f"/admin/accounts/user/{mallory.pk}/change/",
+        "/admin/accounts/user/",
+        "/admin/accounts/creditentry/",
+    ]
+    anonymous, owner, operator = Client(), Client(), Client()
+    owner.force_login(mallory)
+    operator.force_login(root)
+    for client, paths in ((anonymous, public), (owner, own), (operator, admin)):
+        for path in paths:
+            response = client.get(path)
+            assert response.status_code == 200, path
+            tags = assert_no_injected_markup(response.content.decode(), path)
+    # The Open Graph and Twitter tags of the share page carry the prompt as text, inside the attribute.
+    tags = assert_no_injected_markup(anonymous.get(f"/v/{generation.share_slug}/").content.decode(), "share")
+    meta = {
+        attrs.get("property") or attrs.get("name"): attrs.get("content")
+        for tag, attrs in tags
+        if tag == "meta"
+    }
+    assert meta["og:title"].startswith("</title><script>alert('x')")
+    assert meta["twitter:title"] == meta["og:title"]
+    assert "m<b>\"'&" in meta["og:description"] and "m<b>\"'&" in meta["description"]
+
+
+def _sample_paths() -> list[str]:
+    """One concrete path for every URL pattern of the site, with sample arguments."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from django.urls.resolvers import RegexPattern
+
+    samples = {"app_label": "accounts", "content_type_id": "1", "object_id": "1", "url": "x"}
+
+    def part(pattern) -> str:
+        if isinstance(pattern, RegexPattern):
+            text = pattern._regex.lstrip("^").rstrip("$")
+            text = re.sub(r"\(\?P<(\w+)>[^)]*\)\??", lambda m: samples.get(m[1], "x"), text)
+            return text.replace("/?", "/").replace("\\", "")
+        return re.sub(
+            r"<(?:(\w+):)?(\w+)>",
+            lambda m: {"int": "1", "uuid": "00000000-0000-4000-8000-000000000000", "path": "a/b"}.get(
+                m[1] or "", samples.get(m[2], "x")
+            ),
+            str(pattern),
+        )
+
+    def walk(patterns, prefix: str):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, prefix + part(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                yield "/" + prefix + part(pattern.pattern)
+
+    return sorted(set(walk(get_resolver().url_patterns, "")))
+
+
+CSRF_EXEMPT = {
+    # Bearer tokens are not ambient credentials; the webhooks are signed (Stripe) or carry a signed token.
+    "/api/v1/account",
+    "/api/v1/checkout",
+    "/api/v1/generations",
+    "/api/v1/generations/x",
+    "/api/v1/openapi.json",
+    "/api/v1/pricing",
+    "/webhooks/shortapi/x/",
+    "/webhooks/stripe/",
+}
+
+
+def test_every_post_without_a_csrf_token_is_refused():
+    from django.urls import Resolver404, resolve
+
+    from tests.conftest import make_user
+
+    root = make_user("root", is_staff=True, is_superuser=True)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(root)
+    checked, exempt = 0, set()
+    for path in _sample_paths():
+        try:
+            view = resolve(path).func
+        except Resolver404:
+            continue
+        if getattr(view, "csrf_exempt", False):
+            exempt.add(path)
+            continue
+        response = client.post(path, {"x": "1"})
+        assert response.status_code == 403, path
+        assert b"CSRF" in response.content, path
+        checked += 1
+    assert checked >= 60  # the walk really covered the site: the portal, the admin, the queues
+    assert exempt == CSRF_EXEMPT
+
+
+OFF_SITE = [
+    "https://evil.example/",
+    "//evil.example/",
+    "/\\evil.example/",
+    "\\\\evil.example",
+    "https:evil.example",
+    "http://testserver@evil.example/",
+    "javascript:alert(1)",
+    " //evil.example",
+]
+
+
+@pytest.mark.parametrize("next_url", OFF_SITE)
+def test_next_never_leads_off_site(alice, next_url):
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    from accounts.models import User
+
+    User.objects.filter(pk=alice.pk).update(is_staff=True)
+    for login_path in ("/accounts/login/", "/admin/login/"):
+        client = Client()
+        response = client.post(
+            f"{login_path}?next={next_url}",
+            {"username": "alice", "password": "pw-alicealice", "next": next_url},
+        )
+        assert response.status_code == 302, login_path
+        location = response["Location"]
+        assert url_has_allowed_host_and_scheme(location, {"testserver"}) and location.startswith("/"), (
+            location
+        )
+        assert not location.startswith(("//", "/\\")), location
+        response = client.post(f"/accounts/logout/?next={next_url}", {"next": next_url})
+        location = response["Location"]
+        assert url_has_allowed_host_and_scheme(location, {"testserver"}) and location.startswith("/"), (
+            location
+        )

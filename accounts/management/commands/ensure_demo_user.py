@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from accounts.credits import credits_grant
 from accounts.models import User
@@ -9,7 +10,10 @@ class Command(BaseCommand):
     help = "Make sure the demo login (demo/demo) exists with its demo credits. Safe to run again."
 
     def handle(self, *args, **options) -> None:
-        user, created = User.objects.get_or_create(username="demo", defaults={"email": "demo@example.com"})
+        # A made-up address, so marked confirmed: nobody can open a link sent to it.
+        user, created = User.objects.get_or_create(
+            username="demo", defaults={"email": "demo@example.com", "email_verified_at": timezone.now()}
+        )
         if created:
             user.set_password("demo")
             user.save(update_fields=["password"])

@@ -23,6 +23,12 @@ from accounts.services import (
 from seedance_site.ratelimits import fold, over_limit, over_user_limit
 
 
+def _key(kind: str, raw: str | None) -> str:
+    """A rate-limit counter key for a posted name or email ("" for none: then it is not counted)."""
+    value = fold(raw or "")[:300]
+    return f"{kind}:{value}" if value else ""
+
+
 class LoginView(auth_views.LoginView):
     # The limit itself lives in the form (LoginLimitMixin), shared with the admin's login.
     authentication_form = LoginForm
@@ -38,7 +44,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     form_class = QueuedPasswordResetForm
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        email = "email:" + fold(request.POST.get("email", ""))[:300]
+        email = _key("email", request.POST.get("email"))
         rate = settings.PASSWORD_RESET_RATE_LIMIT
         if over_limit(request, group="password-reset", rate=rate, values=(email,)):
             form = self.get_form()
@@ -53,12 +59,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("home")
     form = SignupForm(request.POST or None)
     if request.method == "POST":
-        values = (
-            "name:" + fold(request.POST.get("username", ""))[:300],
-            "email:" + fold(request.POST.get("email", ""))[:300],
-        )
+        values = (_key("name", request.POST.get("username")), _key("email", request.POST.get("email")))
         if over_limit(request, group="signup", rate=settings.SIGNUP_RATE_LIMIT, values=values):
-            form = SignupForm(request.POST)
             form.is_valid()
             form.add_error(None, "Too many sign-ups from here or for this name or address. Try again later.")
             return render(request, "registration/signup.html", _signup_context(form), status=429)

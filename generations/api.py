@@ -211,7 +211,10 @@ class NewGeneration(Schema):
         200: Generation,
         201: Generation,
         **errors(
-            (402, INSUFFICIENT_CREDITS), (409, IDEMPOTENCY_KEY_REUSED), (503, UPSTREAM_UNCONFIGURED), body=True
+            (402, INSUFFICIENT_CREDITS),
+            (409, IDEMPOTENCY_KEY_REUSED),
+            (503, UPSTREAM_UNCONFIGURED),
+            body=True,
         ),
     },
     openapi_extra={

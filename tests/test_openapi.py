@@ -339,6 +339,7 @@ def test_every_status_and_error_code_each_operation_can_answer_is_documented() -
             **body,
             **unauthorized,
             "402": ["insufficient_credits"],
+            "409": ["idempotency_key_reused"],
             **limited,
             "503": ["upstream_unconfigured"],
         },

@@ -363,7 +363,6 @@ CSRF_EXEMPT = {
     "/api/v1/checkout",
     "/api/v1/generations",
     "/api/v1/generations/x",
-    "/api/v1/openapi.json",
     "/api/v1/pricing",
     "/webhooks/shortapi/x/",
     "/webhooks/stripe/",

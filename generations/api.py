@@ -4,6 +4,7 @@ The body schema checks JSON types only; GenerationForm, shared with the web page
 so the two can never disagree. The document's limits come from the constants the form enforces.
 """
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     PlainSerializer,
+    StrictBool,
     StrictInt,
     StrictStr,
     WithJsonSchema,
@@ -25,7 +27,14 @@ from pydantic_core import PydanticCustomError
 
 from accounts.credits import InsufficientCredits
 from generations import models
-from generations.forms import IDEMPOTENCY_KEY_MAX, PROMPT_MAX, GenerationForm, idempotency_key_error
+from generations.forms import (
+    IDEMPOTENCY_KEY_MAX,
+    MAX_AUDIOS,
+    MAX_IMAGES,
+    PROMPT_MAX,
+    GenerationForm,
+    idempotency_key_error,
+)
 from generations.pricing import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT_RATIO,
@@ -33,6 +42,7 @@ from generations.pricing import (
     DEFAULT_MODE,
     MAX_DURATION,
     MIN_DURATION,
+    MODELS,
     MODES,
     format_usd,
     price_list,
@@ -47,6 +57,7 @@ from generations.selectors import (
 )
 from generations.services import (
     IdempotencyKeyOfDeleted,
+    InputGone,
     TooManyActive,
     UpstreamUnconfigured,
     generation_create,
@@ -92,6 +103,26 @@ class DurationRange(Answer):
     default: Literal[DEFAULT_DURATION]
 
 
+# A decimal rate (omni-reference: 16.8) or a whole one (24, and 14 shown as 14, not 14.0).
+Rate = Annotated[int | float, WithJsonSchema({"type": "number", "minimum": 0})]
+ModelCentsPerSecond = create_model(
+    "ModelCentsPerSecond", __base__=Answer, **{mode: (Rate, ...) for mode in MODES}
+)
+
+
+class ModelPrice(Answer):
+    cents_per_second: ModelCentsPerSecond
+
+
+PricingModels = create_model(
+    "PricingModels",
+    __base__=Answer,
+    __doc__="Per model (CONTRACT §4b). Omni-reference bills the input video's whole seconds plus the "
+    "output's, rounded up to a whole credit: ceil(rate × (ceil(input seconds) + duration)).",
+    **{model.replace("-", "_"): (ModelPrice, Field(alias=model)) for model in MODELS},
+)
+
+
 class Pricing(Answer):
     currency: Literal["usd"]
     cents_per_second: CentsPerSecond
@@ -99,11 +130,13 @@ class Pricing(Answer):
     aspect_ratios: list[Literal[ASPECT_RATIOS]]
     default_aspect_ratio: Literal[DEFAULT_ASPECT_RATIO]
     default_mode: Literal[DEFAULT_MODE]
+    models: PricingModels
 
 
 @router.get(
     "/pricing",
     auth=None,
+    by_alias=True,
     response={200: Pricing, **errors(auth=False)},
     tags=["Pricing"],
     operation_id="pricing",
@@ -142,10 +175,27 @@ class Generation(Answer):
     error: str | None = Field(description="Why it failed; null unless `status` is failed.")
     created_at: IsoDateTime
     finished_at: IsoDateTime | None
+    model: Literal[MODELS] = Field(description="Follows from the inputs: a video, images, or neither.")
+    image_ids: list[UUID] = Field(max_length=MAX_IMAGES, description="The image uploads, in order.")
+    video_id: UUID | None = Field(description="The reference video (omni-reference), or null.")
+    audio_ids: list[UUID] = Field(max_length=MAX_AUDIOS, description="The audio uploads, in order.")
+    first_last_frame: bool = Field(description="The first image is the first frame, the second the last.")
 
     @staticmethod
     def resolve_status(generation: models.Generation) -> str:
         return generation.public_status
+
+    @staticmethod
+    def resolve_image_ids(generation: models.Generation) -> list[UUID]:
+        return [item.upload_id for item in generation.inputs_of("image")]
+
+    @staticmethod
+    def resolve_video_id(generation: models.Generation) -> UUID | None:
+        return next((item.upload_id for item in generation.inputs_of("video")), None)
+
+    @staticmethod
+    def resolve_audio_ids(generation: models.Generation) -> list[UUID]:
+        return [item.upload_id for item in generation.inputs_of("audio")]
 
     @staticmethod
     def resolve_video_url(generation: models.Generation, context: dict[str, Any]) -> str | None:
@@ -181,6 +231,44 @@ IdempotencyKey = Annotated[
 ]
 
 
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+def _upload_id(value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(UUID_PATTERN, value):
+        shown = value if len(value) <= 40 else value[:40] + "…"
+        raise PydanticCustomError("invalid", "“{value}” is not an upload id.", {"value": shown})
+    return value
+
+
+def _upload_ids(values: list[str] | None) -> list[str] | None:
+    for value in values or []:
+        _upload_id(value)
+    return values
+
+
+def _not_empty(message: str):
+    """An empty string is not left out (that is null, or no key): the document's enum refuses it,
+    so the API does too, in the form's words, where the web form's blank radio means the default."""
+
+    def check(value: str | None) -> str | None:
+        if value == "":
+            raise PydanticCustomError("invalid", message)
+        return value
+
+    return AfterValidator(check)
+
+
+Mode = Annotated[
+    StrictStr | None, _not_empty(GenerationForm.base_fields["mode"].error_messages["invalid_choice"])
+]
+AspectRatio = Annotated[
+    StrictStr | None, _not_empty(GenerationForm.base_fields["aspect_ratio"].error_messages["invalid_choice"])
+]
+UploadId = Annotated[StrictStr | None, AfterValidator(_upload_id)]
+UploadIds = Annotated[list[StrictStr] | None, AfterValidator(_upload_ids)]
+
+
 class NewGeneration(Schema):
     """Unknown fields are ignored; an optional field sent as null takes its default."""
 
@@ -195,14 +283,35 @@ class NewGeneration(Schema):
         pattern="^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$",
         description=f"Stripped of surrounding whitespace, then 1..{PROMPT_MAX} characters.",
     )
-    mode: StrictStr | None = documented(DEFAULT_MODE, enum=[*MODES, None])
+    mode: Mode = documented(DEFAULT_MODE, enum=[*MODES, None])
     duration: StrictInt | None = documented(
         DEFAULT_DURATION,
         minimum=MIN_DURATION,
         maximum=MAX_DURATION,
         description="Seconds, a JSON integer (a string, float or boolean is refused).",
     )
-    aspect_ratio: StrictStr | None = documented(DEFAULT_ASPECT_RATIO, enum=[*ASPECT_RATIOS, None])
+    aspect_ratio: AspectRatio = documented(DEFAULT_ASPECT_RATIO, enum=[*ASPECT_RATIOS, None])
+    image_ids: UploadIds = documented(
+        items={"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
+        maxItems=MAX_IMAGES,
+        description=f"Your image uploads, in order (1..{MAX_IMAGES}): image-to-video, or references beside "
+        "a video. An empty list or null is the same as leaving it out.",
+    )
+    video_id: UploadId = documented(
+        format="uuid",
+        pattern=UUID_PATTERN,
+        description="Your video upload (2..15 s): makes it omni-reference.",
+    )
+    audio_ids: UploadIds = documented(
+        items={"type": "string", "format": "uuid", "pattern": UUID_PATTERN},
+        maxItems=MAX_AUDIOS,
+        description=f"Your audio uploads (1..{MAX_AUDIOS}), only beside an image or a video.",
+    )
+    first_last_frame: StrictBool | None = documented(
+        False,
+        description="The first image opens the video and the second (if any) ends it: 1..2 images, no "
+        "video or audio; `aspect_ratio` is checked but not sent.",
+    )
 
 
 @router.post(
@@ -225,7 +334,7 @@ class NewGeneration(Schema):
         },
     },
     operation_id="createGeneration",
-    summary="Hold the credits and queue a text-to-video generation",
+    summary="Hold the credits and queue a generation (text-to-video, image-to-video or omni-reference)",
 )
 def create_generation(
     request: HttpRequest,
@@ -248,7 +357,7 @@ def create_generation(
             raise ApiError(409, IDEMPOTENCY_KEY_REUSED, exc.message) from None
         if existing is not None:
             return Status(200, existing)
-    form = GenerationForm(typed(NewGeneration, body).model_dump(exclude_none=True))
+    form = GenerationForm(typed(NewGeneration, body).model_dump(exclude_none=True), user=user)
     if not form.is_valid():
         raise form_error(form)
     try:
@@ -261,6 +370,8 @@ def create_generation(
         raise ApiError(503, UPSTREAM_UNCONFIGURED, exc.message) from None
     except TooManyActive as exc:  # or SubmittingTooFast
         raise ApiError(429, "rate_limited", str(exc)) from None
+    except InputGone as exc:
+        raise ApiError(400, "invalid_request", exc.message, {exc.field: [exc.message]}) from None
     except InsufficientCredits as exc:
         raise ApiError(
             402,

@@ -9,6 +9,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.files import File
@@ -33,6 +34,7 @@ from generations.services import (
     generation_release_submit,
     generation_succeed,
 )
+from generations.uploads import generation_input_urls, uploads_sweep
 from seedance_site.logs import log_context
 
 logger = logging.getLogger(__name__)
@@ -77,19 +79,31 @@ def generation_job(job: Callable[[str], None]) -> Callable[[str], None]:
     return wrapper
 
 
+def job_request(generation: Generation) -> dict[str, Any]:
+    """What the create call asks for this generation (shortapi.job_args' arguments): its settings
+    and its inputs as signed links. The links are the same each time they are built, so a job a
+    callback names can be checked against exactly this (adopt_job)."""
+    urls = generation_input_urls(generation) if generation.model != Generation.Model.TEXT_TO_VIDEO else {}
+    return {
+        "prompt": generation.prompt,
+        "mode": generation.mode,
+        "duration": generation.duration,
+        "aspect_ratio": generation.aspect_ratio,
+        "model": generation.model,
+        "image_urls": urls.get("image") or None,
+        "video_url": (urls.get("video") or [None])[0],
+        "audio_urls": urls.get("audio") or None,
+        "first_last_frame": generation.first_last_frame,
+    }
+
+
 @generation_job
 def submit(generation_id: str) -> None:
     if not generation_claim_submit(generation_id=generation_id):
         return
     generation = Generation.objects.get(pk=generation_id)
     try:
-        job = shortapi.create_job(
-            prompt=generation.prompt,
-            mode=generation.mode,
-            duration=generation.duration,
-            aspect_ratio=generation.aspect_ratio,
-            callback_url=callback_url(generation.pk),
-        )
+        job = shortapi.create_job(**job_request(generation), callback_url=callback_url(generation.pk))
     except shortapi.RetryLater as exc:
         waited = (timezone.now() - generation.created_at).total_seconds()
         if waited >= settings.GENERATION_SUBMIT_RETRY_SECONDS:
@@ -159,13 +173,8 @@ def adopt_job(generation_id: str, job_id: str, attempt: int = 1) -> None:
         except shortapi.ShortApiError as exc:
             logger.warning("generation %s: refused job %s from a callback: %s", generation_id, job_id, exc)
             return
-        asked = shortapi.job_args(
-            prompt=generation.prompt,
-            mode=generation.mode,
-            duration=generation.duration,
-            aspect_ratio=generation.aspect_ratio,
-        )
-        if not state.is_job_for(model=shortapi.MODEL, args=asked):
+        asked = shortapi.job_args(**job_request(generation))
+        if not state.is_job_for(model=shortapi.MODEL_IDS[generation.model], args=asked):
             logger.warning(
                 "generation %s: refused job %s from a callback: upstream does not show it as this request",
                 generation_id,
@@ -342,9 +351,12 @@ def reconcile() -> list[str]:
 
 
 def sweep() -> None:
-    """The scheduled sweeper: reconcile, then book the next run (see generations.worker)."""
+    """The scheduled sweeper: reconcile, remove uploads nobody used (generations.uploads), then
+    book the next run (see generations.worker)."""
     from generations.worker import schedule_sweeper
 
     for line in reconcile():
+        logger.info("sweeper: %s", line)
+    for line in uploads_sweep():
         logger.info("sweeper: %s", line)
     schedule_sweeper()

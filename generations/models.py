@@ -13,7 +13,14 @@ class GenerationQuerySet(models.QuerySet):
 
 
 class Generation(models.Model):
-    """One text-to-video request, from held credits to a stored video (or a refund)."""
+    """One video request (text-to-video, image-to-video or omni-reference), from held credits to a
+    stored video (or a refund)."""
+
+    class Model(models.TextChoices):
+        # CONTRACT §4b: the model follows from the inputs.
+        TEXT_TO_VIDEO = "text-to-video", "Text to video"
+        IMAGE_TO_VIDEO = "image-to-video", "Image to video"
+        OMNI_REFERENCE = "omni-reference", "Reference video"
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -42,9 +49,16 @@ class Generation(models.Model):
     mode = models.CharField(max_length=8)
     duration = models.PositiveSmallIntegerField()
     aspect_ratio = models.CharField(max_length=8)
-    # The price as quoted when the credits were held; later price changes never touch it.
+    model = models.CharField(max_length=20, choices=Model.choices, default=Model.TEXT_TO_VIDEO)
+    # Image-to-video only: the first image is the first frame, the second the last.
+    first_last_frame = models.BooleanField(default=False)
+    # The price as quoted when the credits were held; later price changes never touch it. Omni-
+    # reference bills the input video's whole seconds too, at a decimal rate (CONTRACT §4b).
     cost_cents = models.PositiveIntegerField()
-    cents_per_second = models.PositiveIntegerField()
+    cents_per_second = models.DecimalField(max_digits=9, decimal_places=3)
+    input_seconds = models.PositiveSmallIntegerField(
+        default=0, help_text="Whole seconds of input video billed beside the output's."
+    )
 
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
     upstream_job_id = models.CharField(max_length=128, blank=True, db_index=True)
@@ -94,6 +108,10 @@ class Generation(models.Model):
             ),
             models.CheckConstraint(condition=Q(duration__gte=4, duration__lte=15), name="gen_duration_4_15"),
             models.CheckConstraint(condition=Q(mode__in=["std", "fast"]), name="gen_mode_known"),
+            models.CheckConstraint(
+                condition=Q(model__in=["text-to-video", "image-to-video", "omni-reference"]),
+                name="gen_model_known",
+            ),
             # One upstream job makes one video for one generation: a job id handed over by a
             # callback can never be attached to a second one (generations.jobs.adopt_job).
             models.UniqueConstraint(
@@ -120,6 +138,92 @@ class Generation(models.Model):
     @property
     def ledger_reference(self) -> str:
         return f"generation:{self.id}"
+
+    def inputs_of(self, role: str) -> list["GenerationInput"]:
+        """This generation's inputs in one role, in order (prefetch `inputs__upload` for lists)."""
+        return sorted((i for i in self.inputs.all() if i.role == role), key=lambda i: i.position)
+
+
+class UploadQuerySet(models.QuerySet):
+    def live(self) -> "UploadQuerySet":
+        """Not deleted by its owner or by the sweeper."""
+        return self.filter(deleted_at__isnull=True)
+
+
+class Upload(models.Model):
+    """A file a user gave us as an input for image-to-video or omni-reference (CONTRACT §4b).
+
+    Its kind and numbers are read from the content (generations.probe), never from the name.
+    Deleting it (its owner, or the sweeper after UPLOAD_UNUSED_DAYS unused) removes an unused one
+    outright; one a generation used stays as a row, marked deleted, because the generation's record
+    of its inputs names it, and its file stays as long as any generation that used it is not
+    deleted (the video page and the admin show it). The sweeper removes the file after that.
+    """
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+        AUDIO = "audio", "Audio"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="uploads")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    content_type = models.CharField(max_length=40)
+    size_bytes = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    duration_seconds = models.DecimalField(max_digits=8, decimal_places=3, null=True, blank=True)
+    codec = models.CharField(max_length=40, blank=True)
+    # The name the user's file had, for their eyes only: the stored name is ours.
+    original_name = models.CharField(max_length=200, blank=True)
+    file = models.FileField(max_length=200, blank=True)
+    thumbnail = models.FileField(max_length=200, blank=True)
+
+    created_at = models.DateTimeField(db_index=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = UploadQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"], name="upload_user_newest")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["image", "video", "audio"]), name="upload_kind_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class GenerationInput(models.Model):
+    """Which uploads a generation used, in which role and order. Kept for good: the video page,
+    the gallery and the audit show what a video was made from, after the upload is deleted too."""
+
+    class Role(models.TextChoices):
+        IMAGE = "image", "Image"
+        VIDEO = "video", "Video"
+        AUDIO = "audio", "Audio"
+
+    generation = models.ForeignKey(Generation, on_delete=models.PROTECT, related_name="inputs")
+    upload = models.ForeignKey(Upload, on_delete=models.PROTECT, related_name="generation_inputs")
+    role = models.CharField(max_length=8, choices=Role.choices)
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["generation", "role", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "role", "position"], name="geninput_unique_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.position} of {self.generation_id}"
 
 
 class OperatorAction(models.Model):

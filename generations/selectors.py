@@ -25,13 +25,20 @@ PUBLIC_STATUSES = {
 def generation_for_user(*, user: User, generation_id: object) -> Generation:
     """The user's own generation, or 404: another user's is indistinguishable from none."""
     try:
-        return Generation.objects.visible().get(pk=generation_id, user=user)
+        visible = Generation.objects.visible().prefetch_related("inputs__upload")
+        return visible.get(pk=generation_id, user=user)
     except (Generation.DoesNotExist, ValidationError, ValueError, TypeError):
         raise Http404("No such generation.") from None
 
 
 def generations_for_user(*, user: User, status: str | None = None) -> QuerySet[Generation]:
-    queryset = Generation.objects.visible().filter(user=user).order_by("-created_at", "-id")
+    # Inputs with their uploads: the API lists their ids, the gallery shows their thumbnails.
+    queryset = (
+        Generation.objects.visible()
+        .filter(user=user)
+        .prefetch_related("inputs__upload")
+        .order_by("-created_at", "-id")
+    )
     if status:
         queryset = queryset.filter(status__in=PUBLIC_STATUSES[status])
     return queryset

@@ -21,8 +21,9 @@ from django.utils import timezone
 from accounts.credits import InsufficientCredits, credits_charge, credits_refund
 from accounts.models import User
 from generations import shortapi
-from generations.models import Generation
-from generations.pricing import quote
+from generations.models import Generation, Upload
+from generations.pricing import MODEL_LABELS, TEXT_TO_VIDEO, quote
+from generations.uploads import NO_INPUTS, Inputs, inputs_record
 
 logger = logging.getLogger(__name__)
 Status = Generation.Status
@@ -61,6 +62,15 @@ class IdempotencyKeyOfDeleted(Exception):
     )
 
 
+class InputGone(Exception):
+    """An input was deleted between the form's check and the submit (its owner, another tab)."""
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+        self.message = "One of the chosen uploads was deleted meanwhile: choose it again or another one."
+        super().__init__(self.message)
+
+
 def generation_for_key(*, user: User, idempotency_key: str) -> Generation | None:
     """The generation this key already started, if any; IdempotencyKeyOfDeleted if deleted."""
     existing = Generation.objects.filter(user=user, idempotency_key=idempotency_key).first()
@@ -71,6 +81,7 @@ def generation_for_key(*, user: User, idempotency_key: str) -> Generation | None
 
 __all__ = [
     "IdempotencyKeyOfDeleted",
+    "InputGone",
     "InsufficientCredits",
     "SubmittingTooFast",
     "TooManyActive",
@@ -123,11 +134,13 @@ def generation_create(
     duration: int,
     aspect_ratio: str,
     idempotency_key: str | None = None,
+    inputs: Inputs = NO_INPUTS,
 ) -> tuple[Generation, bool]:
     """Hold the credits and queue the generation; return it and whether it is new.
 
-    Raises IdempotencyKeyOfDeleted, UpstreamUnconfigured, SubmittingTooFast, TooManyActive or
-    InsufficientCredits, leaving nothing behind.
+    `inputs` (checked by GenerationForm) decide the model and, for omni-reference, the billed input
+    seconds. Raises IdempotencyKeyOfDeleted, UpstreamUnconfigured, SubmittingTooFast,
+    TooManyActive, InputGone or InsufficientCredits, leaving nothing behind.
     """
     if idempotency_key:
         existing = generation_for_key(user=user, idempotency_key=idempotency_key)
@@ -137,7 +150,7 @@ def generation_create(
         raise UpstreamUnconfigured()
     if _submit_rate_exceeded(user.pk):
         raise SubmittingTooFast()
-    price = quote(mode, duration)
+    price = quote(mode, duration, model=inputs.model, input_seconds=inputs.input_seconds)
     with transaction.atomic():
         # The user's row lock serialises one user's submissions, so the active count and an
         # idempotency key cannot both be read as free by two requests at once.
@@ -149,27 +162,42 @@ def generation_create(
         active = Generation.objects.filter(user=user, status__in=Generation.ACTIVE).count()
         if active >= settings.MAX_ACTIVE_GENERATIONS_PER_USER:
             raise TooManyActive(settings.MAX_ACTIVE_GENERATIONS_PER_USER)
+        _lock_inputs(inputs)
         generation = Generation.objects.create(
             user=user,
             prompt=prompt,
             mode=mode,
             duration=duration,
             aspect_ratio=aspect_ratio,
+            model=price.model,
+            first_last_frame=inputs.first_last_frame,
+            input_seconds=price.input_seconds,
             cost_cents=price.cost_cents,
             cents_per_second=price.cents_per_second,
             idempotency_key=idempotency_key or None,
             deadline_at=timezone.now() + timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS),
         )
+        inputs_record(generation=generation, inputs=inputs)
+        what = "" if price.model == TEXT_TO_VIDEO else f" ({MODEL_LABELS[price.model].lower()})"
         credits_charge(
             user_id=user.pk,
             amount_cents=price.cost_cents,
-            description=f"{duration} s {mode} video",
+            description=f"{duration} s {mode} video{what}",
             idempotency_key=f"{generation.ledger_reference}:charge",
             reference=generation.ledger_reference,
         )
         enqueue_on_commit("generations.jobs.submit", str(generation.pk))
     logger.info("generation %s created for %s: %s cents", generation.pk, user.username, price.cost_cents)
     return generation, True
+
+
+def _lock_inputs(inputs: Inputs) -> None:
+    """Hold the inputs' rows until commit: upload_delete takes the same lock, so an upload is
+    either deleted before (InputGone) or seen as used by the delete after."""
+    for role, field in (("image", "image_ids"), ("video", "video_id"), ("audio", "audio_ids")):
+        ids = {upload.pk for r, _, upload in inputs.slots() if r == role}
+        if ids and Upload.objects.select_for_update().live().filter(pk__in=ids).count() != len(ids):
+            raise InputGone(field)
 
 
 def generation_fail(

@@ -19,6 +19,12 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 MODEL = "bytedance/seedance-2.0/text-to-video"
+# Our model names (CONTRACT §4b) -> the provider's model ids (§6).
+MODEL_IDS = {
+    "text-to-video": MODEL,
+    "image-to-video": "bytedance/seedance-2.0/image-to-video",
+    "omni-reference": "bytedance/seedance-2.0/omni-reference",
+}
 IN_PROGRESS = (0, 1)
 SUCCEEDED = 2
 FAILED = 3
@@ -135,18 +141,64 @@ def _decode(response: requests.Response) -> dict[str, Any]:
     return body
 
 
-def job_args(*, prompt: str, mode: str, duration: int, aspect_ratio: str) -> dict[str, Any]:
-    """The create call's `args`, built in one place so a job can be checked against them later."""
-    return {"prompt": prompt, "mode": mode, "duration": duration, "aspect_ratio": aspect_ratio}
+def job_args(
+    *,
+    prompt: str,
+    mode: str,
+    duration: int,
+    aspect_ratio: str,
+    model: str = "text-to-video",
+    image_urls: list[str] | None = None,
+    video_url: str | None = None,
+    audio_urls: list[str] | None = None,
+    first_last_frame: bool = False,
+) -> dict[str, Any]:
+    """The create call's `args` for `model` (CONTRACT §6), built in one place so a job can be
+    checked against them later. A first/last-frame video takes no aspect ratio (the frames set it)."""
+    args: dict[str, Any] = {"prompt": prompt, "mode": mode, "duration": duration}
+    if not first_last_frame:
+        args["aspect_ratio"] = aspect_ratio
+    if model == "image-to-video":
+        args["image_urls"] = list(image_urls or [])
+        if audio_urls:
+            args["audio_urls"] = list(audio_urls)
+        args["is_first_last_frame"] = first_last_frame
+    elif model == "omni-reference":
+        args["video_url"] = video_url
+        if image_urls:
+            args["image_urls"] = list(image_urls)
+        if audio_urls:
+            args["audio_urls"] = list(audio_urls)
+    elif model != "text-to-video":
+        raise ValueError(f"Unknown model {model!r}.")
+    return args
 
 
 def create_job(
-    *, prompt: str, mode: str, duration: int, aspect_ratio: str, callback_url: str | None
+    *,
+    prompt: str,
+    mode: str,
+    duration: int,
+    aspect_ratio: str,
+    callback_url: str | None,
+    model: str = "text-to-video",
+    image_urls: list[str] | None = None,
+    video_url: str | None = None,
+    audio_urls: list[str] | None = None,
+    first_last_frame: bool = False,
 ) -> CreatedJob:
-    payload: dict[str, Any] = {
-        "model": MODEL,
-        "args": job_args(prompt=prompt, mode=mode, duration=duration, aspect_ratio=aspect_ratio),
-    }
+    args = job_args(
+        prompt=prompt,
+        mode=mode,
+        duration=duration,
+        aspect_ratio=aspect_ratio,
+        model=model,
+        image_urls=image_urls,
+        video_url=video_url,
+        audio_urls=audio_urls,
+        first_last_frame=first_last_frame,
+    )
+    payload: dict[str, Any] = {"model": MODEL_IDS[model], "args": args}
     if callback_url:
         payload["callback_url"] = callback_url
     url = f"{settings.SHORTAPI_BASE_URL}/api/v1/job/create"

@@ -1,6 +1,6 @@
-from django.urls import path
+from django.urls import path, re_path
 
-from generations import views
+from generations import upload_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,6 +10,21 @@ urlpatterns = [
     path("generations/<uuid:generation_id>/poster.jpg", views.generation_poster, name="generation_poster"),
     path("generations/<uuid:generation_id>/share/", views.generation_share, name="generation_share"),
     path("generations/<uuid:generation_id>/delete/", views.generation_remove, name="generation_delete"),
+    path(
+        "generations/<uuid:generation_id>/continue/",
+        upload_views.generation_continue,
+        name="generation_continue",
+    ),
+    path("uploads/new/", upload_views.upload_new, name="upload_new"),
+    path("uploads/<uuid:upload_id>/thumb.jpg", upload_views.upload_thumbnail, name="upload_thumbnail"),
+    path("uploads/<uuid:upload_id>/file", upload_views.upload_file, name="upload_file"),
+    path("uploads/<uuid:upload_id>/delete/", upload_views.upload_remove, name="upload_delete"),
+    # What ShortAPI fetches a generation's inputs by: a signed token, then the file's own extension.
+    re_path(
+        r"^inputs/(?P<token>[0-9a-f-]{36}:[0-9A-Za-z]+:[\w-]+)\.(?P<extension>[a-z0-9]{2,4})$",
+        upload_views.input_file,
+        name="input_file",
+    ),
     path("gallery/", views.gallery, name="gallery"),
     path("explore/", views.explore, name="explore"),
     path("v/<slug:slug>/", views.shared_video, name="shared_video"),

@@ -16,19 +16,27 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.credits import InsufficientCredits
-from generations.forms import PROMPT_MAX, GenerationForm, idempotency_key_error
+from generations.forms import MAX_AUDIOS, MAX_IMAGES, PROMPT_MAX, GenerationForm, idempotency_key_error
 from generations.media import serve_stored
-from generations.models import Generation
+from generations.models import Generation, Upload
 from generations.pricing import (
     ASPECT_RATIOS,
     DEFAULT_ASPECT_RATIO,
     DEFAULT_DURATION,
     DEFAULT_MODE,
+    IMAGE_TO_VIDEO,
     MAX_DURATION,
     MIN_DURATION,
     MODE_LABELS,
+    MODEL_LABELS,
+    MODELS,
     MODES,
+    OMNI_REFERENCE,
+    TEXT_TO_VIDEO,
+    cents_per_second,
+    format_rate,
     format_usd,
+    input_seconds,
     price_list,
     quote,
 )
@@ -45,12 +53,15 @@ from generations.selectors import (
 from generations.services import (
     GenerationUnfinished,
     IdempotencyKeyOfDeleted,
+    InputGone,
     TooManyActive,
     UpstreamUnconfigured,
     generation_create,
     generation_delete,
     generation_set_share,
 )
+from generations.upload_views import upload_item
+from generations.uploads import uploads_for_user
 
 PAGE_SIZE = 24
 # "Ready" rather than "Succeeded": shorter, and what the generation page says.
@@ -92,11 +103,11 @@ def _ratio_choices() -> list[dict]:
 
 
 def _mode_choices() -> list[dict]:
-    rates = price_list()["cents_per_second"]
     choices = []
     for mode in MODES:
         title, _, line = MODE_LABELS[mode].partition(" — ")
-        choices.append({"value": mode, "title": title, "line": line, "rate": format_usd(rates[mode])})
+        rate = format_rate(cents_per_second(mode))
+        choices.append({"value": mode, "title": title, "line": line, "rate": rate})
     return choices
 
 
@@ -156,12 +167,20 @@ def _chosen(form: GenerationForm) -> dict:
     return {"mode": mode, "duration": duration, "aspect_ratio": aspect_ratio}
 
 
-def _quote_context(*, mode: str, duration: int, balance_cents: int) -> dict:
-    price = quote(mode, duration)
+def billed_text(*, duration: int, input_seconds: int) -> str:
+    """What a price multiplies: "5 s", or "(7 s reference + 5 s)" for omni-reference."""
+    return f"({input_seconds} s reference + {duration} s)" if input_seconds else f"{duration} s"
+
+
+def _quote_context(
+    *, mode: str, duration: int, balance_cents: int, model: str = TEXT_TO_VIDEO, input_seconds: int = 0
+) -> dict:
+    price = quote(mode, duration, model=model, input_seconds=input_seconds)
     after = balance_cents - price.cost_cents
+    billed = billed_text(duration=duration, input_seconds=price.input_seconds)
     return {
         "text": (
-            f"{duration} s × {format_usd(price.cents_per_second)} = {format_usd(price.cost_cents)}"
+            f"{billed} × {format_rate(price.cents_per_second)} = {format_usd(price.cost_cents)}"
             f" · balance after: {format_usd(after)}"
         ),
         "cost": format_usd(price.cost_cents),
@@ -169,9 +188,55 @@ def _quote_context(*, mode: str, duration: int, balance_cents: int) -> dict:
     }
 
 
-def _initial_from_query(query: dict) -> dict:
+INPUT_FIELDS = ("image_ids", "video_id", "audio_ids")
+
+
+def _ids(source, name: str) -> list[str]:
+    values = source.getlist(name) if hasattr(source, "getlist") else source.get(name) or []
+    values = [values] if isinstance(values, str) else values
+    return [str(v).strip() for v in values if str(v).strip()][: MAX_IMAGES + 1 + MAX_AUDIOS]
+
+
+def _chosen_inputs(user, source) -> dict:
+    """The inputs the page shows as chosen: the user's own live uploads among the ids posted (or
+    given in the query), of the right kind, in order. The form says what is wrong with the rest."""
+    wanted = {name: _ids(source, name) for name in INPUT_FIELDS}
+    ids = set()
+    for values in wanted.values():
+        for value in values:
+            try:
+                ids.add(uuid.UUID(value))
+            except ValueError:
+                pass
+    found = {str(u.pk): u for u in Upload.objects.live().filter(user=user, pk__in=ids)} if ids else {}
+
+    def pick(name: str, kind: str) -> list[Upload]:
+        return [found[v] for v in wanted[name] if v in found and found[v].kind == kind]
+
+    first_last = str(source.get("first_last_frame") or "").lower() in ("1", "true", "on")
+    videos = pick("video_id", Upload.Kind.VIDEO)
+    return {
+        "images": pick("image_ids", Upload.Kind.IMAGE),
+        "video": videos[0] if videos else None,
+        "audios": pick("audio_ids", Upload.Kind.AUDIO),
+        "first_last_frame": first_last,
+    }
+
+
+def _model_of(chosen: dict) -> str:
+    if chosen["video"] is not None:
+        return OMNI_REFERENCE
+    return IMAGE_TO_VIDEO if chosen["images"] else TEXT_TO_VIDEO
+
+
+def _initial_from_query(query) -> dict:
     """Prefill from "generate again" links and example prompts; anything odd is dropped."""
     initial: dict = {}
+    for name in INPUT_FIELDS:
+        if values := _ids(query, name):
+            initial[name] = values
+    if str(query.get("first_last_frame") or "").lower() in ("1", "true", "on"):
+        initial["first_last_frame"] = True
     if query.get("prompt"):
         initial["prompt"] = query["prompt"][:PROMPT_MAX]
     if query.get("mode") in MODES:
@@ -188,7 +253,7 @@ def _initial_from_query(query: dict) -> dict:
 def generate(request: HttpRequest) -> HttpResponse:
     short_of_credits = False
     if request.method == "POST":
-        form = GenerationForm(request.POST)
+        form = GenerationForm(request.POST, user=request.user)
         key = _idempotency_key(request.POST.get("idempotency_key"))
         if form.is_valid():
             try:
@@ -196,6 +261,8 @@ def generate(request: HttpRequest) -> HttpResponse:
                     user=request.user, idempotency_key=key, **form.cleaned_data
                 )
             except (UpstreamUnconfigured, IdempotencyKeyOfDeleted) as exc:
+                form.add_error(None, exc.message)
+            except InputGone as exc:
                 form.add_error(None, exc.message)
             except TooManyActive as exc:
                 form.add_error(None, str(exc))
@@ -240,6 +307,14 @@ def _generate_context(request: HttpRequest, form: GenerationForm, key: str, shor
         prompt_attrs["autofocus"] = True
     form.fields["prompt"].widget.attrs.update(prompt_attrs)
     balance = request.user.balance_cents
+    inputs = _chosen_inputs(request.user, form.data if form.is_bound else form.initial)
+    model = _model_of(inputs)
+    seconds = input_seconds(inputs["video"].duration_seconds) if inputs["video"] is not None else 0
+    chosen_ids = {str(u.pk) for u in (*inputs["images"], *inputs["audios"], inputs["video"]) if u is not None}
+    library = [
+        {**upload_item(upload), "chosen": str(upload.pk) in chosen_ids}
+        for upload in uploads_for_user(user=request.user)
+    ]
     return {
         "form": form,
         "idempotency_key": key,
@@ -248,9 +323,40 @@ def _generate_context(request: HttpRequest, form: GenerationForm, key: str, shor
         "ratios": _ratio_choices(),
         "duration_range": {"min": MIN_DURATION, "max": MAX_DURATION},
         "examples": [{"text": text, "href": "?" + urlencode({"prompt": text})} for text in EXAMPLE_PROMPTS],
-        "quote": _quote_context(mode=chosen["mode"], duration=chosen["duration"], balance_cents=balance),
-        # The numbers the page's script needs to recompute the quote exactly as `quote` does.
-        "pricing": {"cents_per_second": price_list()["cents_per_second"], "balance_cents": balance},
+        "quote": _quote_context(
+            mode=chosen["mode"],
+            duration=chosen["duration"],
+            balance_cents=balance,
+            model=model,
+            input_seconds=seconds,
+        ),
+        # The numbers the page's script needs to recompute the quote exactly as `quote` does: the
+        # rates in thousandths of a cent, whole numbers, so 16.8 * 5 is 84 there too.
+        "pricing": {
+            "cents_per_second": price_list()["cents_per_second"],
+            "balance_cents": balance,
+            "millicents_per_second": {
+                m: {mode: int(cents_per_second(mode, m) * 1000) for mode in MODES} for m in MODELS
+            },
+            "model_labels": MODEL_LABELS,
+        },
+        "inputs": inputs,
+        "model": model,
+        "model_label": MODEL_LABELS[model],
+        # The chosen inputs in order, for the studio's script; the library for "Your uploads".
+        "studio": {
+            "chosen": {
+                "images": [str(u.pk) for u in inputs["images"]],
+                "video": str(inputs["video"].pk) if inputs["video"] is not None else None,
+                "audios": [str(u.pk) for u in inputs["audios"]],
+            },
+            "library": library,
+            "limits": {"images": MAX_IMAGES, "audios": MAX_AUDIOS},
+        },
+        "library": library,
+        "input_errors": [
+            e for name in (*INPUT_FIELDS, "first_last_frame") for e in form.errors.get(name, [])
+        ],
         "short_of_credits": short_of_credits,
         "prompt_max": PROMPT_MAX,
         "prompt_length": len(form["prompt"].value() or ""),
@@ -260,14 +366,70 @@ def _generate_context(request: HttpRequest, form: GenerationForm, key: str, shor
 # --- One generation --------------------------------------------------------------------------
 
 
+def _again_params(generation: Generation, **changes: object) -> list[tuple[str, object]]:
+    params: list[tuple[str, object]] = [
+        ("prompt", generation.prompt),
+        ("mode", changes.get("mode", generation.mode)),
+        ("duration", generation.duration),
+        ("aspect_ratio", generation.aspect_ratio),
+    ]
+    names = {"image": "image_ids", "video": "video_id", "audio": "audio_ids"}
+    for item in generation.inputs.all():
+        params.append((names[item.role], str(item.upload_id)))
+    if generation.first_last_frame:
+        params.append(("first_last_frame", "1"))
+    return params
+
+
 def _again_url(generation: Generation) -> str:
-    params = {
-        "prompt": generation.prompt,
-        "mode": generation.mode,
-        "duration": generation.duration,
-        "aspect_ratio": generation.aspect_ratio,
-    }
-    return reverse("generate") + "?" + urlencode(params)
+    """Remix: the studio filled with everything this generation was made with."""
+    return reverse("generate") + "?" + urlencode(_again_params(generation))
+
+
+ROLE_LABELS = {"image": "Image", "video": "Reference video", "audio": "Sound"}
+
+
+def _input_items(generation: Generation) -> list[dict]:
+    """A generation's inputs for its page: thumbnails, in order, named for their role."""
+    items = []
+    for role in ("image", "video", "audio"):
+        for number, item in enumerate(generation.inputs_of(role), start=1):
+            upload = item.upload
+            label = f"{ROLE_LABELS[role]} {number}" if role != "video" else ROLE_LABELS[role]
+            if generation.first_last_frame and role == "image":
+                label = ("First frame", "Last frame")[number - 1] if number <= 2 else label
+            items.append(
+                {
+                    "label": label,
+                    "role": role,
+                    "upload": upload,
+                    "thumb_url": reverse("upload_thumbnail", args=[upload.pk]) if upload.thumbnail else None,
+                    "file_url": reverse("upload_file", args=[upload.pk]) if upload.file else None,
+                    "gone": upload.is_deleted,
+                }
+            )
+    return items
+
+
+def _followups(generation: Generation) -> dict:
+    """One-click follow-ups on a finished video, each with its price before anything is spent."""
+    if generation.status != Generation.Status.SUCCEEDED:
+        return {}
+    inputs_live = all(not item.upload.is_deleted for item in generation.inputs.all())
+    continued = quote(generation.mode, generation.duration, model=IMAGE_TO_VIDEO)
+    followups: dict = {"continue_price": format_usd(continued.cost_cents)}
+    if generation.mode == "fast" and inputs_live:
+        standard = quote(
+            "std", generation.duration, model=generation.model, input_seconds=generation.input_seconds
+        )
+        followups["standard"] = {
+            "price": format_usd(standard.cost_cents),
+            "fields": _again_params(generation, mode="std"),
+            "idempotency_key": str(uuid.uuid4()),
+        }
+    elif generation.mode == "fast":
+        followups["standard_unavailable"] = True
+    return followups
 
 
 def _poster_url(generation: Generation) -> str | None:
@@ -295,7 +457,11 @@ def _generation_context(request: HttpRequest, generation: Generation) -> dict:
         "estimate_seconds": estimate,
         "estimate": duration_text(estimate) if estimate else None,
         "cost": format_usd(generation.cost_cents),
-        "rate": format_usd(generation.cents_per_second),
+        "rate": format_rate(generation.cents_per_second),
+        "billed": billed_text(duration=generation.duration, input_seconds=generation.input_seconds),
+        "model_label": MODEL_LABELS.get(generation.model, generation.model),
+        "input_items": _input_items(generation),
+        "followups": _followups(generation),
         "mode_title": MODE_LABELS.get(generation.mode, generation.mode).partition(" — ")[0],
         "share_url": share_url,
         "again_url": _again_url(generation),
@@ -385,7 +551,24 @@ def _tile(request: HttpRequest, generation: Generation, *, public: bool) -> dict
         "poster_url": _poster_url(generation),
         "video_url": video_url(request, generation),
         "owner": generation.user.username if public else None,
+        # The owner's own inputs, as small thumbnails; never on public grids.
+        "inputs": [] if public else _tile_inputs(generation),
     }
+
+
+def _tile_inputs(generation: Generation) -> list[dict]:
+    items = []
+    for item in sorted(
+        generation.inputs.all(), key=lambda i: (("image", "video", "audio").index(i.role), i.position)
+    ):
+        upload = item.upload
+        items.append(
+            {
+                "role": item.role,
+                "thumb_url": reverse("upload_thumbnail", args=[upload.pk]) if upload.thumbnail else None,
+            }
+        )
+    return items[:4]
 
 
 def _page(request: HttpRequest, queryset) -> Page:

@@ -6,6 +6,7 @@ surfacing later as a confusing error deep inside a request.
 
 import os
 import re
+from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -54,6 +55,23 @@ def env_float(name: str, default: float, *, minimum: float | None = None) -> flo
         raise ImproperlyConfigured(f"{name} must be a number, not {raw!r}.") from None
     if minimum is not None and value < minimum:
         raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}.")
+    return value
+
+
+def env_decimal(name: str, default: str, *, minimum: Decimal = Decimal(0), places: int = 3) -> Decimal:
+    """An exact decimal (a price in cents, say), never a float: at most `places` decimal places."""
+    raw = os.environ.get(name)
+    text = default if raw is None or raw.strip() == "" else raw.strip()
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number such as 16.8, not {text!r}.") from None
+    if not value.is_finite():
+        raise ImproperlyConfigured(f"{name} must be a finite number, not {text!r}.")
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, not {value}.")
+    if -value.as_tuple().exponent > places:  # type: ignore[operator]
+        raise ImproperlyConfigured(f"{name} may have at most {places} decimal places, not {value}.")
     return value
 
 

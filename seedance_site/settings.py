@@ -7,7 +7,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from seedance_site import embedded_redis
-from seedance_site.env import env_bool, env_float, env_int, env_list, env_rate, env_str
+from seedance_site.env import env_bool, env_decimal, env_float, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = embedded_redis.VAR_DIR
@@ -159,6 +159,8 @@ API_USER_RATE_LIMIT = env_rate("API_USER_RATE_LIMIT", "600/m")
 API_IP_RATE_LIMIT = env_rate("API_IP_RATE_LIMIT", "6000/m")
 # New generations per user, on top of MAX_ACTIVE_GENERATIONS_PER_USER (web and API together).
 SUBMIT_RATE_LIMIT = env_rate("SUBMIT_RATE_LIMIT", "30/m")
+# Uploads per user (web and API together): each is read by Pillow or ffmpeg and stored.
+UPLOAD_RATE_LIMIT = env_rate("UPLOAD_RATE_LIMIT", "120/h")
 RATELIMIT_VIEW = "seedance_site.views.rate_limited"
 
 # --- Email: console in development, SMTP when a host is named ----------------------------
@@ -262,13 +264,19 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
-# Request bodies: a prompt is at most 2,000 characters and nothing here takes file uploads.
+# Request bodies: a prompt is at most 2,000 characters. Files are taken by the upload endpoints
+# alone, which read them through generations.probe's capped handler (its own limits, per kind);
+# everywhere else a posted file is dropped unread, so no other URL can fill the disk.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024, minimum=64 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
+FILE_UPLOAD_HANDLERS = ["generations.probe.DropFiles"]
 
 # --- Product ----------------------------------------------------------------------------
 PRICE_STD_CENTS_PER_SECOND = env_int("PRICE_STD_CENTS_PER_SECOND", 24, minimum=0)
 PRICE_FAST_CENTS_PER_SECOND = env_int("PRICE_FAST_CENTS_PER_SECOND", 20, minimum=0)
+# Omni-reference (CONTRACT §2, §4b): decimal cents per second of input video plus output.
+PRICE_OMNI_STD_CENTS_PER_SECOND = env_decimal("PRICE_OMNI_STD_CENTS_PER_SECOND", "16.8")
+PRICE_OMNI_FAST_CENTS_PER_SECOND = env_decimal("PRICE_OMNI_FAST_CENTS_PER_SECOND", "14")
 SIGNUP_CREDITS = env_int("SIGNUP_CREDITS", 0, minimum=0)
 MAX_ACTIVE_GENERATIONS_PER_USER = env_int("MAX_ACTIVE_GENERATIONS_PER_USER", 5, minimum=1)
 
@@ -289,6 +297,11 @@ GENERATION_SUBMIT_RETRY_SECONDS = env_int("GENERATION_SUBMIT_RETRY_SECONDS", 15 
 GENERATION_FETCH_ATTEMPTS = env_int("GENERATION_FETCH_ATTEMPTS", 4, minimum=1)
 VIDEO_MAX_BYTES = env_int("VIDEO_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
 VIDEO_URL_MAX_AGE_SECONDS = env_int("VIDEO_URL_MAX_AGE_SECONDS", 6 * 3600, minimum=3600)
+# The provider fetches a generation's inputs by link (CONTRACT §4b): each link works this long
+# after the generation was made, never less than a day.
+INPUT_URL_MAX_AGE_SECONDS = env_int("INPUT_URL_MAX_AGE_SECONDS", 48 * 3600, minimum=24 * 3600)
+# Uploads nobody has used for this long are removed by the sweeper.
+UPLOAD_UNUSED_DAYS = env_int("UPLOAD_UNUSED_DAYS", 30, minimum=1)
 
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")

@@ -7,6 +7,7 @@ from seedance_site.admin import queue_urlpatterns
 
 # One router per app; the paths, schemas and the document come from their modules.
 api.api.add_router("", "generations.api.router")
+api.api.add_router("", "generations.uploads_api.router")
 api.api.add_router("", "accounts.api.router")
 api.api.add_router("", "accounts.billing_api.router")
 

@@ -61,7 +61,14 @@ def test_pricing_needs_no_auth_and_matches_the_contract():
         "aspect_ratios": ["21:9", "16:9", "9:16", "4:3", "1:1", "3:4"],
         "default_aspect_ratio": "16:9",
         "default_mode": "std",
+        "models": {
+            "text-to-video": {"cents_per_second": {"std": 24, "fast": 20}},
+            "image-to-video": {"cents_per_second": {"std": 24, "fast": 20}},
+            "omni-reference": {"cents_per_second": {"std": 16.8, "fast": 14}},
+        },
     }
+    # Exactly as CONTRACT §4b writes them: 14, not 14.0.
+    assert b'"omni-reference": {"cents_per_second": {"std": 16.8, "fast": 14}}' in response.content
 
 
 def test_an_unknown_api_path_is_404_in_the_error_shape(alice_api):

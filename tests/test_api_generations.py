@@ -40,6 +40,11 @@ def test_create_returns_201_and_the_generation_shape(alice_api, alice):
         "error",
         "created_at",
         "finished_at",
+        "model",
+        "image_ids",
+        "video_id",
+        "audio_ids",
+        "first_last_frame",
     }
     assert body["status"] == "queued"
     assert (body["prompt"], body["mode"], body["duration"], body["aspect_ratio"]) == (
@@ -50,6 +55,9 @@ def test_create_returns_201_and_the_generation_shape(alice_api, alice):
     )
     assert body["cost_cents"] == 120
     assert body["video_url"] is None and body["error"] is None and body["finished_at"] is None
+    assert body["model"] == "text-to-video"
+    inputs = (body["image_ids"], body["video_id"], body["audio_ids"], body["first_last_frame"])
+    assert inputs == ([], None, [], False)
     alice.refresh_from_db()
     assert alice.balance_cents == 10_000 - 120
 
@@ -265,7 +273,8 @@ def test_a_generation_is_the_same_bytes_as_before_the_api_moved_to_ninja(alice_a
         b'"prompt": "a \\u201cfox\\u201d", "mode": "fast", "duration": 6, "aspect_ratio": "9:16", '
         b'"cost_cents": 120, "video_url": null, '
         b'"error": "Upstream refused the prompt.", "created_at": "2026-11-29T12:00:10.123456+00:00", '
-        b'"finished_at": "2026-11-29T12:05:00+00:00"}'
+        b'"finished_at": "2026-11-29T12:05:00+00:00", "model": "text-to-video", "image_ids": [], '
+        b'"video_id": null, "audio_ids": [], "first_last_frame": false}'
     )
 
     response = alice_api.get(f"/api/v1/generations/{generation.pk}")

@@ -46,6 +46,8 @@ CONTRACT_OPERATIONS = {
     ("POST", "/api/v1/generations"),
     ("GET", "/api/v1/generations/{id}"),
     ("POST", "/api/v1/checkout"),
+    ("POST", "/api/v1/uploads"),
+    ("GET", "/api/v1/uploads/{id}"),
 }
 
 # Examples per operation for the generated phases; the whole file runs in well under a minute.
@@ -72,6 +74,24 @@ def only_a_cursor_we_did_not_make(ctx, response, case) -> None:
         )
 
 
+INPUT_FIELDS = {"image_ids", "video_id", "audio_ids", "first_last_frame"}
+
+
+def only_inputs_that_are_not_the_callers(ctx, response, case) -> None:
+    """Upload ids are the caller's own uploads (CONTRACT §4b): any uuid fits the schema, but one
+    that names no upload of the fuzzer's is refused, and so are the input rules no schema can say
+    (audio alone, first/last frame with a video). Such a 400 names input fields and nothing else."""
+    if case.meta is None or not case.meta.generation.mode.is_positive or response.status_code != 400:
+        return
+    if case.operation.label == "POST /api/v1/generations":
+        fields = response.json()["error"].get("fields", {})
+        body = case.body if isinstance(case.body, dict) else {}
+        if any(isinstance(v, float) for v in body.values()):
+            return  # 5.0 is no JSON integer to us, but one to JSON Schema (see `test_fuzz`)
+        asked = {name for name in INPUT_FIELDS if body.get(name)}
+        assert asked and set(fields) <= INPUT_FIELDS, f"a schema-valid request was refused: {response.text}"
+
+
 def openapi_document() -> dict:
     return json.loads(json.dumps(api.get_openapi_schema()))  # a copy schemathesis may change
 
@@ -96,6 +116,26 @@ schema = schemathesis.openapi.from_dict(
                 "not_a_server_error": {"expected-statuses": ["2xx", "3xx", "4xx", "502", "503"]},
             },
             "operations": [
+                {
+                    # Upload ids must name the caller's own uploads; `only_inputs_that_are_not_the_callers`
+                    # holds such a 400 to naming input fields alone.
+                    "include-operation-id": "createGeneration",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "429", "5xx"]
+                        }
+                    },
+                },
+                {
+                    # Any bytes fit `format: binary`, but only a real picture, video or sound is
+                    # taken (CONTRACT §4b): a schema-valid upload may be the documented 400.
+                    "include-operation-id": "createUpload",
+                    "checks": {
+                        "positive_data_acceptance": {
+                            "expected-statuses": ["2xx", "400", "401", "403", "404", "429"]
+                        }
+                    },
+                },
                 {
                     # A made-up cursor is 400 by design; `only_a_cursor_we_did_not_make` holds
                     # such a 400 to naming the cursor alone.
@@ -177,7 +217,7 @@ def fuzzer_token(fuzzer: User) -> str:
 @hypothesis.settings(suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
 def test_fuzz(case, fuzzer_token: str, used_keys: dict[str, str]) -> None:
     auth = {"Authorization": f"Bearer {fuzzer_token}"}
-    checks = {"additional_checks": [only_a_cursor_we_did_not_make]}
+    checks = {"additional_checks": [only_a_cursor_we_did_not_make, only_inputs_that_are_not_the_callers]}
     key = str((case.headers or {}).get("Idempotency-Key", "")).strip()
     replay = case.operation.label == "POST /api/v1/generations" and key in used_keys
     prompt = (case.body or {}).get("prompt") if isinstance(case.body, dict) else None
@@ -352,6 +392,14 @@ def test_every_status_and_error_code_each_operation_can_answer_is_documented() -
             "502": ["payments_error"],
             "503": ["payments_unconfigured", "payments_unavailable"],
         },
+        ("POST", "/api/v1/uploads"): {
+            "201": None,
+            **body,
+            "400": ["invalid_request", "invalid_upload"],
+            **unauthorized,
+            **limited,
+        },
+        ("GET", "/api/v1/uploads/{id}"): {"200": None, **unauthorized, "404": ["not_found"], **limited},
     }
     document = openapi_document()
     schemas = document["components"]["schemas"]

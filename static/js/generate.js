@@ -1,6 +1,9 @@
 /* The generate form: character counter, example prompts, duration readout and the live quote.
    The quote uses the per-second prices the server rendered from `price_list()`, and the same
-   arithmetic as `quote` (cents per second × seconds), so it cannot drift from what is charged. */
+   arithmetic as `quote`, so it cannot drift from what is charged: rates in thousandths of a cent
+   (whole numbers, no float rounding), times the billed seconds (a reference video's whole seconds
+   plus the output's, for omni-reference), rounded up to a whole cent once. The model and the
+   reference video's length come from the studio (studio.js), on the form's data attributes. */
 (function () {
   "use strict";
   var form = document.getElementById("generate-form");
@@ -15,6 +18,7 @@
   var shortBox = document.getElementById("short-warning");
   var shortAmount = shortBox.querySelector("[data-short]");
   var button = document.getElementById("generate-button");
+  var modelLabel = document.querySelector("[data-model-label]");
 
   // The same output as generations.pricing.format_usd.
   function usd(cents) {
@@ -23,6 +27,14 @@
     var dollars = String(Math.floor(cents / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
     var rest = cents % 100;
     return sign + "$" + dollars + "." + (rest < 10 ? "0" : "") + rest;
+  }
+
+  // The same output as generations.pricing.format_rate: $0.24, $0.168.
+  function rate(millicents) {
+    var text = (millicents / 100000).toFixed(5).replace(/0+$/, "");
+    var decimals = text.split(".")[1] || "";
+    if (decimals.length < 2) text = (millicents / 100000).toFixed(2);
+    return "$" + text;
   }
 
   function checked(name) {
@@ -38,16 +50,21 @@
 
     var seconds = Number(duration.value);
     durationOut.textContent = seconds + " s";
-    var rate = pricing.cents_per_second[checked("mode") || "std"];
-    var cost = rate * seconds;
+    var model = form.dataset.model || "text-to-video";
+    var milli = pricing.millicents_per_second[model][checked("mode") || "std"];
+    var inputSeconds = model === "omni-reference" ? Math.ceil(Number(form.dataset.videoSeconds || 0)) : 0;
+    var cost = Math.floor((milli * (inputSeconds + seconds) + 999) / 1000);
     var after = pricing.balance_cents - cost;
-    quote.textContent = seconds + " s × " + usd(rate) + " = " + usd(cost) + " · balance after: " + usd(after);
+    var billed = inputSeconds ? "(" + inputSeconds + " s reference + " + seconds + " s)" : seconds + " s";
+    quote.textContent = billed + " × " + rate(milli) + " = " + usd(cost) + " · balance after: " + usd(after);
+    if (modelLabel) modelLabel.textContent = pricing.model_labels[model];
     shortBox.hidden = after >= 0;
     shortAmount.textContent = usd(-after);
   }
 
   form.addEventListener("input", update);
   form.addEventListener("change", update);
+  form.addEventListener("studio:change", update);
 
   form.querySelectorAll("a.example").forEach(function (link) {
     link.addEventListener("click", function (e) {

@@ -302,7 +302,8 @@ class Stack:
         self.spawn(
             "simulator",
             [PYTHON, "manage.py", "shortapi_simulator", "--port", sim_port, "--key", SIM_KEY,
-             "--job-seconds", str(self.config.job_seconds), "--cache-dir", str(ROOT / "var" / "simulator")],
+             "--no-prompt-on-screen", "--job-seconds", str(self.config.job_seconds),
+             "--cache-dir", str(ROOT / "var" / "simulator")],
         )  # fmt: skip
         self.spawn("gunicorn", [PYTHON, "-m", "gunicorn", "seedance_site.wsgi", "-c", "gunicorn.conf.py"])
         for n in range(1, self.config.rq_workers + 1):

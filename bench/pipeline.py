@@ -99,7 +99,8 @@ class Stack:
         self.reset_database()
         self.spawn(
             [PYTHON, "manage.py", "shortapi_simulator", "--port", str(self.sim_port), "--key", SIM_KEY,
-             "--job-seconds", str(self.upstream_seconds), "--cache-dir", str(ROOT / "var" / "simulator")]
+             "--no-prompt-on-screen", "--job-seconds", str(self.upstream_seconds),
+             "--cache-dir", str(ROOT / "var" / "simulator")]
         )
         self.spawn(
             [PYTHON, "-m", "gunicorn", "seedance_site.wsgi", "-w", "3", "--threads", "4", "-b",

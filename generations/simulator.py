@@ -3,7 +3,17 @@
 It checks the Bearer key, validates ``args`` as the provider documents them, moves each job through its
 statuses over a configurable time, POSTs the ``callback_url`` once when a job ends, and serves a real,
 playable H.264 MP4 of the requested duration and aspect ratio. Pure stdlib plus ``imageio_ffmpeg`` (for the
-ffmpeg binary) and ``requests`` (for callbacks); it never imports Django, so tests can use it anywhere.
+ffmpeg binary), ``requests`` (for callbacks and inputs) and Pillow (for pictures); it never imports Django, so
+tests can use it anywhere.
+
+Three models, as the provider documents them: ``text-to-video`` (the clip shows the prompt on
+screen), ``image-to-video`` (``image_urls``, optional ``audio_urls`` and ``is_first_last_frame``: the
+first picture slowly zoomed, or the first and last frame cross-faded) and ``omni-reference``
+(``video_url``, optional ``image_urls`` and ``audio_urls``: the reference video re-tinted). Every input
+URL is fetched over HTTP when the job is made, as the provider does; one that cannot be fetched, or is
+not what its field says, fails the job (status 3) with an ``error`` naming the field. A sound among the
+inputs is the clip's sound track; otherwise a tone. Renders are cached by what they are made from, so
+repeated jobs cost nothing.
 
 Endpoints
 ---------
@@ -70,6 +80,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import heapq
 import hmac
 import ipaddress
@@ -97,8 +108,15 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 MODEL = "bytedance/seedance-2.0/text-to-video"
+IMAGE_MODEL = "bytedance/seedance-2.0/image-to-video"
+OMNI_MODEL = "bytedance/seedance-2.0/omni-reference"
+MODELS = (MODEL, IMAGE_MODEL, OMNI_MODEL)
 MODES = ("std", "fast")
 PRICE_PER_SECOND = {"std": Decimal("0.24"), "fast": Decimal("0.20")}
+OMNI_PRICE_PER_SECOND = {"std": Decimal("0.168"), "fast": Decimal("0.14")}
+MAX_IMAGES, MAX_AUDIOS, MAX_INPUT_FILES = 9, 3, 12
+INPUT_MAX_BYTES = 64 * 1024 * 1024
+INPUT_TIMEOUT = (5.0, 30.0)
 DURATION_MIN, DURATION_MAX, DEFAULT_DURATION = 4, 15, 5
 # Small frames keep generation near-instant; only the shape has to match the request.
 FRAME_SIZES = {
@@ -129,6 +147,41 @@ _VIDEO_MARKERS = {
 
 class InvalidRequest(Exception):
     """A create call the provider would refuse with HTTP 200 and code 400."""
+
+
+class InputProblem(Exception):
+    """An input URL that cannot be used: the job fails, as the provider's would."""
+
+
+def _check_input(path: Path, kind: str) -> None:
+    """That a fetched input is what its field says: a picture Pillow reads, a video or sound ffmpeg reads."""
+    if kind == "image":
+        from PIL import Image
+
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except Exception:  # noqa: BLE001 - anything Pillow cannot read is simply not a picture
+            raise InputProblem("the file is not a picture") from None
+        return
+    probe = subprocess.run(
+        [_ffmpeg(), "-hide_banner", "-nostdin", "-protocol_whitelist", "file", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    wanted = "Video:" if kind == "video" else "Audio:"
+    if wanted not in probe.stderr:
+        raise InputProblem(f"the file is not {'a video' if kind == 'video' else 'a sound'}")
+
+
+def _frame_for_image(path: Path) -> tuple[int, int]:
+    """The frame size whose shape is nearest the picture's (a first/last-frame job takes its shape)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        ratio = image.width / image.height
+    return min(FRAME_SIZES.values(), key=lambda size: abs(size[0] / size[1] - ratio))
 
 
 @dataclass(frozen=True)
@@ -190,12 +243,22 @@ def _parse_seconds(raw: str, value: str) -> float:
     return seconds
 
 
+@dataclass(frozen=True)
+class InputFile:
+    """One input URL of a job: the field it came in (``image_urls[0]``), and what it must be."""
+
+    field: str
+    url: str
+    kind: str  # image | video | audio
+
+
 def validate_create(payload: Any) -> tuple[dict[str, Any], str | None]:
     """Return (normalised args, callback_url) or raise InvalidRequest naming the field."""
     if not isinstance(payload, dict):
         raise InvalidRequest("request body must be a JSON object")
-    if payload.get("model") != MODEL:
-        raise InvalidRequest(f'model must be "{MODEL}"')
+    model = payload.get("model")
+    if model not in MODELS:
+        raise InvalidRequest("model must be one of: " + ", ".join(f'"{m}"' for m in MODELS))
     args = payload.get("args")
     if not isinstance(args, dict):
         raise InvalidRequest("args must be a JSON object")
@@ -220,15 +283,77 @@ def validate_create(payload: Any) -> tuple[dict[str, Any], str | None]:
     ):
         raise InvalidRequest("callback_url must be an http(s) URL")
     normalised = {"prompt": prompt, "mode": mode, "duration": duration, "aspect_ratio": aspect_ratio}
+    if model == IMAGE_MODEL:
+        normalised.update(_image_args(args))
+    elif model == OMNI_MODEL:
+        normalised.update(_omni_args(args))
     return normalised, callback_url
+
+
+def _urls(args: dict[str, Any], name: str, *, most: int, required: bool = False) -> list[str]:
+    value = args.get(name)
+    if value is None and not required:
+        return []
+    if not isinstance(value, list) or (required and not value):
+        raise InvalidRequest(f"args.{name} must be a {'non-empty ' if required else ''}list of URLs")
+    if len(value) > most:
+        raise InvalidRequest(f"args.{name} takes at most {most} URLs")
+    for index, url in enumerate(value):
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise InvalidRequest(f"args.{name}[{index}] must be an http(s) URL")
+    return list(value)
+
+
+def _image_args(args: dict[str, Any]) -> dict[str, Any]:
+    images = _urls(args, "image_urls", most=MAX_IMAGES, required=True)
+    audios = _urls(args, "audio_urls", most=MAX_AUDIOS)
+    first_last = _or_default(args.get("is_first_last_frame"), False)
+    if not isinstance(first_last, bool):
+        raise InvalidRequest("args.is_first_last_frame must be a boolean")
+    if len(images) + len(audios) > MAX_INPUT_FILES:
+        raise InvalidRequest(f"at most {MAX_INPUT_FILES} input files in all")
+    if first_last and (len(images) > 2 or audios):
+        raise InvalidRequest("is_first_last_frame takes 1 or 2 images and no audio")
+    extra: dict[str, Any] = {"image_urls": images, "is_first_last_frame": first_last}
+    if audios:
+        extra["audio_urls"] = audios
+    return extra
+
+
+def _omni_args(args: dict[str, Any]) -> dict[str, Any]:
+    video = args.get("video_url")
+    if not isinstance(video, str) or not video.startswith(("http://", "https://")):
+        raise InvalidRequest("args.video_url is required: an http(s) URL")
+    images = _urls(args, "image_urls", most=MAX_IMAGES)
+    audios = _urls(args, "audio_urls", most=MAX_AUDIOS)
+    if 1 + len(images) + len(audios) > MAX_INPUT_FILES:
+        raise InvalidRequest(f"at most {MAX_INPUT_FILES} input files in all")
+    extra: dict[str, Any] = {"video_url": video}
+    if images:
+        extra["image_urls"] = images
+    if audios:
+        extra["audio_urls"] = audios
+    return extra
+
+
+def input_files(args: dict[str, Any]) -> list[InputFile]:
+    """The URLs a job's normalised args name, in the order the render uses them."""
+    files = [InputFile("video_url", args["video_url"], "video")] if args.get("video_url") else []
+    files += [InputFile(f"image_urls[{i}]", url, "image") for i, url in enumerate(args.get("image_urls", []))]
+    files += [InputFile(f"audio_urls[{i}]", url, "audio") for i, url in enumerate(args.get("audio_urls", []))]
+    return files
 
 
 def _or_default(value: Any, default: Any) -> Any:
     return default if value is None else value
 
 
-def price(mode: str, duration: int) -> str:
-    return str((PRICE_PER_SECOND[mode] * duration).quantize(Decimal("0.01")))
+def price(mode: str, duration: int, model: str = MODEL) -> str:
+    """What the provider charges, as its create answer says it. Omni-reference is charged on the input
+    video's seconds too, which the simulator learns only once it has fetched it: at create time the
+    answer covers the output seconds."""
+    rate = OMNI_PRICE_PER_SECOND[mode] if model == OMNI_MODEL else PRICE_PER_SECOND[mode]
+    return str((rate * duration).quantize(Decimal("0.001" if model == OMNI_MODEL else "0.01")))
 
 
 def _iso(timestamp: float | None) -> str | None:
@@ -252,6 +377,17 @@ class Job:
     # "none" (no URL) | "skipped" | "waiting" | "pending" | "sent" | "failed"
     callback: str = "waiting"
     callbacks_sent: int = 0
+    model: str = MODEL
+    inputs: list[InputFile] = field(default_factory=list)
+    # The fetched inputs, in the order of `inputs`: their local copies (content-addressed).
+    fetched: list[Path] = field(default_factory=list)
+    # Set once every input is fetched and checked (or the job failed trying): until then the job
+    # cannot succeed, whatever the clock says.
+    prepared: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def ready(self) -> bool:
+        return not self.inputs or self.prepared.is_set()
 
     @property
     def due_at(self) -> float:
@@ -266,7 +402,7 @@ class Job:
             return self.final_status
         if now - self.created_at < self.seconds * QUEUED_FRACTION:
             return 0
-        if self.markers.never or now < self.due_at:
+        if self.markers.never or now < self.due_at or not self.ready:
             return 1
         if self.markers.status_7:
             return 7
@@ -341,51 +477,172 @@ def h264_encoder(ffmpeg: str) -> str:
     raise RuntimeError(f"{ffmpeg} has no H.264 encoder (libx264 or libopenh264)")
 
 
+FPS = 12
+
+
+def _ffmpeg() -> str:
+    import imageio_ffmpeg  # deferred: only needed once a video is actually made or an input checked
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@dataclass(frozen=True)
+class Render:
+    """What one clip is made from: enough to render it, and (as `key`) to find it rendered already."""
+
+    duration: int
+    width: int
+    height: int
+    model: str = MODEL
+    prompt: str | None = None  # shown on screen (text-to-video), or None for the test pattern
+    images: tuple[Path, ...] = ()
+    video: Path | None = None
+    audio: Path | None = None
+    first_last_frame: bool = False
+
+    @property
+    def key(self) -> str:
+        if self.model == MODEL and self.prompt is None:
+            return f"{self.duration}s-{self.width}x{self.height}"  # the plain test pattern, as before
+        parts = [self.model, self.duration, self.width, self.height, self.prompt, self.first_last_frame]
+        parts += [p.name for p in (*self.images, self.video, self.audio) if p is not None]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
+
+
 class VideoCache:
-    """Real MP4s, one per (duration, aspect ratio), made on first use and shared across processes."""
+    """Real MP4s, made on first use and shared across processes: one per Render.key (so one per
+    duration and aspect ratio for plain clips, one per prompt or set of inputs otherwise)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._locks: dict[tuple[int, str], threading.Lock] = {}
+        self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
     def path(self, duration: int, aspect_ratio: str) -> Path:
         width, height = FRAME_SIZES[aspect_ratio]
-        target = self.directory / f"seedance-{duration}s-{width}x{height}.mp4"
+        return self.render(Render(duration, width, height))
+
+    def render(self, spec: Render) -> Path:
+        target = self.directory / f"seedance-{spec.key}.mp4"
         if target.exists():
             return target
-        with self._lock_for((duration, aspect_ratio)):
+        with self._lock_for(spec.key):
             if not target.exists():
-                self._render(target, duration, width, height)
+                self._render(target, spec)
         return target
 
-    def _lock_for(self, key: tuple[int, str]) -> threading.Lock:
+    def _lock_for(self, key: str) -> threading.Lock:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def _render(self, target: Path, duration: int, width: int, height: int) -> None:
-        import imageio_ffmpeg  # deferred: only needed once a video is actually fetched
-
-        ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    def _render(self, target: Path, spec: Render) -> None:
+        ffmpeg = _ffmpeg()
         encoder = h264_encoder(ffmpeg)
         self.directory.mkdir(parents=True, exist_ok=True)
         # Render under a private name and rename: another thread or process never sees half a file.
         fd, temp_name = tempfile.mkstemp(prefix=target.stem + ".", suffix=".part", dir=self.directory)
         os.close(fd)
-        command = [
-            ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-            "-f", "lavfi", "-i", f"testsrc2=size={width}x{height}:rate=12:duration={duration}",
-            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=22050:duration={duration}",
-            "-c:v", encoder, *(["-preset", "veryfast"] if encoder == "libx264" else []),
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k", "-shortest",
-            "-movflags", "+faststart", "-f", "mp4", temp_name,
-        ]  # fmt: skip
+        workdir = Path(tempfile.mkdtemp(prefix="render-", dir=self.directory))
         try:
+            video_inputs, video_filter = _picture(spec, workdir)
+            d = spec.duration
+            if spec.audio is not None:
+                sound = ["-stream_loop", "-1", "-i", str(spec.audio)]
+            else:
+                sound = ["-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=22050:duration={d}"]
+            audio_index = video_inputs.count("-i")
+            command = [
+                ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", *video_inputs, *sound,
+                "-filter_complex", f"{video_filter},format=yuv420p[v]",
+                "-map", "[v]", "-map", f"{audio_index}:a:0",
+                "-t", str(d), "-r", str(FPS),
+                "-c:v", encoder, *(["-preset", "veryfast"] if encoder == "libx264" else []),
+                "-c:a", "aac", "-b:a", "32k", "-ar", "22050",
+                "-movflags", "+faststart", "-f", "mp4", temp_name,
+            ]  # fmt: skip
             subprocess.run(command, capture_output=True, check=True, timeout=120)
             os.replace(temp_name, target)
         finally:
+            shutil.rmtree(workdir, ignore_errors=True)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp_name)
+
+
+def _picture(spec: Render, workdir: Path) -> tuple[list[str], str]:
+    """The video inputs of ffmpeg's command line and the filter that makes the picture, ending in [v]'s
+    source: what each model shows of its inputs."""
+    w, h, d = spec.width, spec.height, spec.duration
+    frames = d * FPS
+    if spec.model == OMNI_MODEL and spec.video is not None:
+        # The reference video, looped to length and re-tinted: visibly the input, visibly changed.
+        tint = f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},fps={FPS},hue=h=150:s=1.6"
+        return ["-stream_loop", "-1", "-i", str(spec.video)], f"[0:v]{tint}"
+    if spec.images and spec.first_last_frame and len(spec.images) > 1:
+        first, last = (
+            _fit(image, w, h, workdir / f"frame{i}.png") for i, image in enumerate(spec.images[:2])
+        )
+        inputs = ["-loop", "1", "-framerate", str(FPS), "-t", str(d + 1), "-i", str(first)]
+        inputs += ["-loop", "1", "-framerate", str(FPS), "-t", str(d + 1), "-i", str(last)]
+        # Held half a second at each end, cross-faded in between: the first frame opens, the last ends.
+        return inputs, f"[0:v][1:v]xfade=transition=fade:duration={max(d - 1, 1)}:offset=0.5"
+    if spec.images:
+        # The first picture, slowly zoomed in on its centre (rendered twice as large, then scaled).
+        big = _fit(spec.images[0], w * 2, h * 2, workdir / "frame0.png")
+        zoom = (
+            f"zoompan=z='1+0.3*on/{frames}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)':d=1:s={w}x{h}:fps={FPS}"
+        )
+        return ["-loop", "1", "-framerate", str(FPS), "-t", str(d), "-i", str(big)], f"[0:v]{zoom}"
+    if spec.prompt is not None:
+        card = _prompt_card(spec.prompt, w * 2, h * 2, workdir / "card.png")
+        drift = (
+            f"zoompan=z='1+0.08*on/{frames}':x='iw/2-(iw/zoom/2)':y='ih/2-(ih/zoom/2)'"
+            f":d=1:s={w}x{h}:fps={FPS}"
+        )
+        return ["-loop", "1", "-framerate", str(FPS), "-t", str(d), "-i", str(card)], f"[0:v]{drift}"
+    return ["-f", "lavfi", "-i", f"testsrc2=size={w}x{h}:rate={FPS}:duration={d}"], "[0:v]null"
+
+
+def _fit(source: Path, width: int, height: int, target: Path) -> Path:
+    """The picture cropped to fill the frame (centred), as a PNG ffmpeg reads quickly."""
+    from PIL import Image, ImageOps
+
+    with Image.open(source) as image:
+        image.draft("RGB", (width * 2, height * 2))  # JPEGs decode small: a 6000 px photo costs little
+        ImageOps.fit(ImageOps.exif_transpose(image).convert("RGB"), (width, height)).save(target)
+    return target
+
+
+def _prompt_card(prompt: str, width: int, height: int, target: Path) -> Path:
+    """The prompt on screen, so a demo shows what was asked for (Pillow's own font: no system fonts)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    image = Image.new("RGB", (width, height))
+    draw = ImageDraw.Draw(image)
+    for y in range(height):  # a quiet diagonal-ish gradient behind the words
+        shade = int(28 + 40 * y / height)
+        draw.line([(0, y), (width, y)], fill=(shade // 2, shade // 2 + 6, shade + 24))
+    text = _MARKER_RE.sub("", prompt).strip() or prompt.strip()
+    size = max(12, min(width, height) // 11)
+    font = ImageFont.load_default(size=size)
+    margin = width // 14
+    lines: list[str] = []
+    for word in text.split():
+        if lines and draw.textlength(lines[-1] + " " + word, font=font) <= width - 2 * margin:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    most = max(1, (height - 2 * margin) // int(size * 1.3) - 1)
+    if len(lines) > most:
+        lines = lines[:most]
+        lines[-1] = lines[-1].rstrip(".,;:") + " …"
+    y = margin
+    for line in lines:
+        draw.text((margin, y), line, font=font, fill=(240, 242, 248))
+        y += int(size * 1.3)
+    small = ImageFont.load_default(size=max(10, size * 2 // 3))
+    draw.text((margin, height - margin - size), "Seedance simulator", font=small, fill=(150, 170, 230))
+    image.save(target)
+    return target
 
 
 class _Server(ThreadingHTTPServer):
@@ -546,6 +803,7 @@ class Simulator:
         callback_timeout: float = 5.0,
         callback_workers: int = 16,
         echo_request: bool = True,
+        prompt_on_screen: bool = True,
         verbose: bool = False,
     ) -> None:
         self.api_key = api_key
@@ -560,6 +818,9 @@ class Simulator:
         self.callback_workers = callback_workers
         # Off, query answers carry no model and args, as the real provider's need not.
         self.echo_request = echo_request
+        # Text-to-video clips show their prompt (one render per prompt); off, every clip of one length and
+        # shape is the same test pattern, rendered once (benchmarks make hundreds of distinct prompts).
+        self.prompt_on_screen = prompt_on_screen
         self.verbose = verbose
         directory = (
             Path(cache_dir) if cache_dir is not None else Path(tempfile.gettempdir()) / "shortapi-simulator"
@@ -631,7 +892,15 @@ class Simulator:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            names = ("create_calls", "query_calls", "video_downloads", "callbacks_sent", "callbacks_failed")
+            names = (
+                "create_calls",
+                "query_calls",
+                "video_downloads",
+                "callbacks_sent",
+                "callbacks_failed",
+                "input_fetches",
+                "input_fetches_failed",
+            )
             totals = {name: self._counts[name] for name in names}
             totals["jobs"] = len(self.jobs)
         return totals
@@ -662,7 +931,10 @@ class Simulator:
     def _summary(self, job: Job, now: float) -> dict[str, Any]:
         return {
             "job_id": job.job_id,
+            "model": job.model,
             "args": job.args,
+            "inputs": [{"field": f.field, "url": f.url, "kind": f.kind} for f in job.inputs],
+            "inputs_fetched": len(job.fetched),
             "status": job.status_at(now),
             "callback_url": job.callback_url,
             "created_at": _iso(job.created_at),
@@ -688,14 +960,18 @@ class Simulator:
     def _settle_locked(self, job: Job | None, now: float) -> None:
         if job is None or job.final_status is not None or not job.finishes_by_itself or now < job.due_at:
             return
-        self._finish_locked(job, job.terminal_status, job.due_at)
+        if not job.ready:
+            # Its inputs are still being fetched: look again shortly (a failed fetch finishes it at once).
+            heapq.heappush(self._due, (now + TICK_SECONDS, job.job_id))
+            return
+        self._finish_locked(job, job.terminal_status, max(job.due_at, now if job.inputs else job.due_at))
 
-    def _finish_locked(self, job: Job, status: int, finished_at: float) -> None:
+    def _finish_locked(self, job: Job, status: int, finished_at: float, error: str | None = None) -> None:
         # Runs exactly once per job (callers check final_status under the lock): hence one callback at most.
         job.final_status = status
         job.finished_at = finished_at
         if status == 3:
-            job.error = FAIL_MESSAGE
+            job.error = error or FAIL_MESSAGE
         if job.callback == "waiting" and self._pool is not None and not self._stopping.is_set():
             job.callback = "pending"
             self._pool.submit(self._send_callback, job, status)
@@ -764,8 +1040,9 @@ class Simulator:
             return _json_reply({"code": 400, "message": str(invalid)})
         if markers.create_error:
             return _json_reply({"code": 1001, "message": "Insufficient balance in provider account"})
-        job = self._register(args, callback_url, markers)
-        answer = {"code": 0, "data": {"amount": price(args["mode"], args["duration"]), "job_id": job.job_id}}
+        job = self._register(args, callback_url, markers, model=payload["model"])
+        amount = price(args["mode"], args["duration"], payload["model"])
+        answer = {"code": 0, "data": {"amount": amount, "job_id": job.job_id}}
         if markers.create_malformed:
             # A truncated body, as a proxy cut off mid-answer would leave it.
             return _Reply(200, json.dumps(answer).encode()[:-9])
@@ -791,7 +1068,9 @@ class Simulator:
             return None
         return _too_many() if markers.create_faults[call - 1] == "429" else _server_error()
 
-    def _register(self, args: dict[str, Any], callback_url: str | None, markers: Markers) -> Job:
+    def _register(
+        self, args: dict[str, Any], callback_url: str | None, markers: Markers, *, model: str = MODEL
+    ) -> Job:
         seconds = markers.seconds if markers.seconds is not None else self.job_seconds
         job = Job(
             job_id="sim_" + os.urandom(12).hex(),
@@ -801,12 +1080,91 @@ class Simulator:
             created_at=time.time(),
             seconds=seconds,
             callback="none" if not callback_url else "skipped" if markers.no_callback else "waiting",
+            model=model,
+            inputs=input_files(args),
         )
         with self._lock:
             self.jobs[job.job_id] = job
             if job.finishes_by_itself:
                 heapq.heappush(self._due, (job.due_at, job.job_id))
+        if job.inputs and self._pool is not None:
+            self._pool.submit(self._prepare, job)
         return job
+
+    # -- inputs ------------------------------------------------------------------------------------------
+
+    def _prepare(self, job: Job) -> None:
+        """Fetch and check every input of a job, as the provider does before it starts; the first that
+        fails ends the job (status 3) with an error naming its field."""
+        fetched: list[Path] = []
+        problem = None
+        for item in job.inputs:
+            try:
+                fetched.append(self._fetch_input(item))
+            except InputProblem as exc:
+                problem = f"Could not use {item.field}: {exc}"
+                break
+        with self._lock:
+            self._counts["input_fetches"] += len(fetched)
+            if problem is not None:
+                self._counts["input_fetches_failed"] += 1
+            job.fetched = fetched
+            if problem is not None and job.final_status is None:
+                self._finish_locked(job, 3, time.time(), error=problem)
+            job.prepared.set()
+
+    def _fetch_input(self, item: InputFile) -> Path:
+        try:
+            response = requests.get(item.url, timeout=INPUT_TIMEOUT, stream=True)
+        except requests.RequestException as exc:
+            raise InputProblem(f"the URL could not be fetched ({exc.__class__.__name__})") from None
+        with response:
+            if response.status_code != 200:
+                raise InputProblem(f"the URL answered HTTP {response.status_code}")
+            digest = hashlib.sha256()
+            directory = self.videos.directory / "inputs"
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, temp_name = tempfile.mkstemp(prefix="input.", suffix=".part", dir=directory)
+            size = 0
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in response.iter_content(CHUNK_BYTES):
+                        size += len(chunk)
+                        if size > INPUT_MAX_BYTES:
+                            raise InputProblem(f"the file is over {INPUT_MAX_BYTES // (1024 * 1024)} MiB")
+                        digest.update(chunk)
+                        out.write(chunk)
+                target = directory / digest.hexdigest()
+                _check_input(Path(temp_name), item.kind)
+                os.replace(temp_name, target)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp_name)
+        return target
+
+    def _render_for(self, job: Job) -> Render:
+        width, height = FRAME_SIZES[job.args["aspect_ratio"]]
+        duration = job.args["duration"]
+        if job.model == MODEL:
+            prompt = job.args["prompt"] if self.prompt_on_screen else None
+            return Render(duration, width, height, prompt=prompt)
+        job.prepared.wait(INPUT_TIMEOUT[1] * len(job.inputs) + 5)
+        by_kind: dict[str, list[Path]] = {"image": [], "video": [], "audio": []}
+        for item, path in zip(job.inputs, job.fetched, strict=False):
+            by_kind[item.kind].append(path)
+        first_last = bool(job.args.get("is_first_last_frame"))
+        if first_last and by_kind["image"]:
+            width, height = _frame_for_image(by_kind["image"][0])  # the frames set the shape
+        return Render(
+            duration,
+            width,
+            height,
+            model=job.model,
+            images=tuple(by_kind["image"]),
+            video=by_kind["video"][0] if by_kind["video"] else None,
+            audio=by_kind["audio"][0] if by_kind["audio"] else None,
+            first_last_frame=first_last,
+        )
 
     def _query(self, headers: dict[str, str], query: dict[str, list[str]]) -> _Reply:
         with self._lock:
@@ -846,7 +1204,7 @@ class Simulator:
         if self.echo_request:
             # So a client can check that a job id it was handed is the job it asked for; the real
             # provider's answer may not carry these (shortapi-notes.md).
-            data["model"] = MODEL
+            data["model"] = job.model
             data["args"] = dict(job.args)
         if job.finished_at is not None:
             data["finished_at"] = _iso(job.finished_at)
@@ -873,7 +1231,7 @@ class Simulator:
             return _text_reply("<html>nope</html>", 200, "text/html; charset=utf-8")
         if job.markers.video == "big":
             return _Reply(200, content_type="video/mp4", junk_bytes=self.big_bytes)
-        path = self.videos.path(job.args["duration"], job.args["aspect_ratio"])
+        path = self.videos.render(self._render_for(job))
         trickle = self.slow_seconds if job.markers.video == "slow" else 0.0
         return _Reply(200, content_type="video/mp4", file=path, trickle_seconds=trickle)
 

@@ -507,6 +507,8 @@ def test_control_api_lists_jobs_and_stats(sim: Simulator) -> None:
         "video_downloads": 0,
         "callbacks_sent": 0,
         "callbacks_failed": 0,
+        "input_fetches": 0,
+        "input_fetches_failed": 0,
         "jobs": 1,
     }
 
@@ -540,9 +542,9 @@ def test_control_reset_forgets_jobs_and_counters(sim: Simulator) -> None:
 
     requests.post(f"{sim.url}/_sim/reset", timeout=5)
 
-    assert sim.stats() == dict.fromkeys(
-        ["create_calls", "query_calls", "video_downloads", "callbacks_sent", "callbacks_failed", "jobs"], 0
-    )
+    counters = ["create_calls", "query_calls", "video_downloads", "callbacks_sent", "callbacks_failed"]
+    counters += ["input_fetches", "input_fetches_failed", "jobs"]
+    assert sim.stats() == dict.fromkeys(counters, 0)
     assert query(sim, job_id).json()["code"] == 404
 
 

@@ -54,6 +54,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--big-bytes", type=int, default=64 * 1024 * 1024, help="size for [sim:video-big]"
         )
+        parser.add_argument(
+            "--no-prompt-on-screen",
+            action="store_true",
+            help="text-to-video clips show a test pattern, not their prompt (one render per size)",
+        )
         parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -72,6 +77,7 @@ class Command(BaseCommand):
             create_delay=options["create_delay"],
             query_delay=options["query_delay"],
             big_bytes=options["big_bytes"],
+            prompt_on_screen=not options["no_prompt_on_screen"],
             verbose=options["verbose"],
         )
         try:

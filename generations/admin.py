@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
-from generations.models import Generation, OperatorAction
+from generations.models import Generation, GenerationInput, OperatorAction, Upload
 from generations.operations import generation_fail_and_refund, generation_poll_now, generation_retry_submit
 
 
@@ -14,12 +16,69 @@ class OperatorActionInline(admin.TabularInline):
     can_delete = False
 
 
+def _preview(upload: Upload) -> str:
+    """A thumbnail linking to the file; served by views that let operators who may view uploads see them."""
+    if not upload.thumbnail:
+        return "♪ sound" if upload.kind == Upload.Kind.AUDIO else "—"
+    thumb = reverse("upload_thumbnail", args=[upload.pk])
+    link = reverse("upload_file", args=[upload.pk]) if upload.file else thumb
+    return format_html('<a href="{}"><img src="{}" alt="" width="96" loading="lazy"></a>', link, thumb)
+
+
+class GenerationInputInline(admin.TabularInline):
+    model = GenerationInput
+    fields = ("preview", "role", "position", "upload", "kind_and_size")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    verbose_name = "input"
+
+    @admin.display(description="Preview")
+    def preview(self, obj: GenerationInput) -> str:
+        return _preview(obj.upload)
+
+    @admin.display(description="What")
+    def kind_and_size(self, obj: GenerationInput) -> str:
+        upload = obj.upload
+        length = f", {upload.duration_seconds} s" if upload.duration_seconds else ""
+        deleted = " (deleted by its owner)" if upload.is_deleted else ""
+        return f"{upload.content_type}, {upload.size_bytes:,} bytes{length}{deleted}"
+
+
+@admin.register(Upload)
+class UploadAdmin(admin.ModelAdmin):
+    """Read-only: uploads are the users' own; the sweeper removes those nobody used."""
+
+    list_display = ("id", "preview", "user", "kind", "content_type", "size_bytes", "duration_seconds",
+                    "created_at", "last_used_at", "deleted_at")  # fmt: skip
+    list_filter = ("kind", "content_type", "created_at", "deleted_at")
+    search_fields = ("=id", "user__username", "original_name")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    readonly_fields = ["preview", *(f.name for f in Upload._meta.fields)]
+
+    @admin.display(description="Preview")
+    def preview(self, obj: Upload) -> str:
+        return _preview(obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Upload | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Upload | None = None) -> bool:
+        return False
+
+
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
     list_display = (
         "id",
         "user",
         "status",
+        "model",
         "mode",
         "duration",
         "aspect_ratio",
@@ -28,12 +87,14 @@ class GenerationAdmin(admin.ModelAdmin):
         "failure_class",
         "created_at",
     )
-    list_filter = ("status", "mode", "aspect_ratio", "failure_class", "shared", "deleted_at", "created_at")
+    list_filter = (
+        "status", "model", "mode", "aspect_ratio", "failure_class", "shared", "deleted_at", "created_at"
+    )  # fmt: skip
     search_fields = ("=id", "prompt", "=upstream_job_id", "user__username")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Generation._meta.fields if f.name != "shared"]
-    inlines = [OperatorActionInline]
+    inlines = [GenerationInputInline, OperatorActionInline]
     actions = ["poll_now", "retry_submit", "fail_and_refund"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -361,3 +361,138 @@ def test_the_api_docs_list_every_operation_and_try_one_under_our_csp(live_server
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "api-docs-desktop.png"), full_page=True, animations="disabled")
     assert problems == []
+
+
+# --- The studio: your own picture, animated ---------------------------------------------------------
+
+
+def test_a_picture_uploaded_in_the_studio_becomes_a_video_that_plays(
+    pipeline, live_server, browser, tmp_path
+):
+    from tests import media
+
+    make_user("alice", 10_000)
+    base = live_server.url
+    red = media.picture(tmp_path / "my-red-wall.jpg", (800, 450), (200, 20, 20), gps=True)
+    notes = tmp_path / "notes.png"
+    notes.write_text("not a picture at all\n" * 10)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport=DESKTOP)
+    problems: list[str] = []
+    page.on("console", lambda message: message.type == "error" and problems.append(message.text))
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    log_in(page, base, "alice")
+    page.goto(f"{base}/generate/")
+    assert page.inner_text("[data-model-label]") == "Text to video"
+
+    # A text file named .png is refused, clearly, and nothing is chosen.
+    page.set_input_files("#id_file", str(notes))
+    page.wait_for_selector(".upload-row.refused")
+    assert "not an image, video or sound" in page.inner_text(".upload-row.refused")
+    assert page.locator("#chosen-images .input-item").count() == 0
+    page.click(".upload-row.refused .icon-button")
+    problems.clear()  # the browser logs the refusal's 400: that one was meant
+
+    # The picture goes up with a progress bar, shows as the first picture, and the price follows.
+    page.set_input_files("#id_file", str(red))
+    page.wait_for_selector("#chosen-images .input-item")
+    assert page.inner_text("#chosen-images .slot-label") == "PICTURE 1" or "Picture 1" in page.inner_text(
+        "#chosen-images .slot-label"
+    )
+    page.wait_for_function("() => document.querySelector('#chosen-images img').naturalWidth > 0")
+    assert page.inner_text("[data-model-label]") == "Image to video"
+    page.fill("#id_prompt", "The red wall slowly comes closer")
+    page.click("label.choice:has(input[value=fast])")
+    page.fill("#id_duration", "4")
+    assert page.inner_text("#quote") == "4 s × $0.20 = $0.80 · balance after: $99.20"
+    # It is offered again under "Your uploads" on the next visit: ticked there now.
+    page.screenshot(
+        path=str(SCREENSHOTS / "studio-picture-desktop.png"), full_page=True, animations="disabled"
+    )
+
+    page.click("#generate-button")
+    page.wait_for_url(re.compile(r".*/generations/[0-9a-f-]{36}/$"))
+    generation_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    generation = Generation.objects.get(pk=generation_id)
+    assert (generation.model, generation.mode, generation.duration, generation.cost_cents) == (
+        "image-to-video",
+        "fast",
+        4,
+        80,
+    )
+    run_jobs(lambda: status_of(generation_id) == "succeeded")
+    page.wait_for_selector("#player video", timeout=10_000)
+    play(page, "#player video")
+    page.wait_for_selector("#followups:not([hidden])")
+    assert "Make it in Standard · $0.96" in page.inner_text("#followups")
+    page.screenshot(
+        path=str(SCREENSHOTS / "studio-result-desktop.png"), full_page=True, animations="disabled"
+    )
+
+    # Continue from the last frame: the studio opens with it chosen; nothing is spent yet.
+    page.click("button:has-text('Continue from the last frame')")
+    page.wait_for_url(re.compile(r".*/generate/\?.*"))
+    page.wait_for_selector("#chosen-images .input-item")
+    assert page.inner_text("[data-model-label]") == "Image to video"
+    assert "last-frame" in page.inner_text("#chosen-images .input-name")
+    assert Generation.objects.count() == 1
+    assert problems == []
+    page.close()
+
+
+def test_the_studio_on_a_phone_keeps_generate_in_reach_and_prices_a_reference_video(
+    pipeline, live_server, browser, tmp_path
+):
+    from tests import media
+
+    alice = make_user("alice", 10_000)
+    from generations.uploads import upload_from_file
+
+    for name, color in (("dawn.jpg", (240, 160, 60)), ("dusk.jpg", (40, 40, 140))):
+        path = media.picture(tmp_path / name, (600, 600), color)
+        upload_from_file(user=alice, path=str(path), original_name=name)
+    clip = media.video(tmp_path / "street.mp4", 6.2)
+    base = live_server.url
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    log_in(page, base, "alice")
+    page.goto(f"{base}/generate/")
+    # Generate is on screen without scrolling past everything.
+    box = page.locator("#generate-button").bounding_box()
+    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= PHONE["height"]
+
+    # Two earlier uploads are offered; first and last frame shows two labelled slots.
+    assert page.locator(".library-item").count() == 2
+    page.click("label.switch")
+    assert page.is_visible("#flf-slots")
+    page.click(".library-item:has-text('dawn.jpg') label")
+    page.click(".library-item:has-text('dusk.jpg') label")
+    labels = page.eval_on_selector_all("#chosen-images .slot-label", "es => es.map(e => e.textContent)")
+    assert labels == ["First frame", "Last frame"]
+    page.screenshot(
+        path=str(SCREENSHOTS / "studio-first-last-phone.png"), full_page=True, animations="disabled"
+    )
+    # Reordering swaps them.
+    page.click("#chosen-images li:first-child .icon-button >> nth=1")
+    names = page.eval_on_selector_all("#chosen-images .input-name", "es => es.map(e => e.textContent)")
+    assert names == ["dusk.jpg", "dawn.jpg"]
+
+    # A reference video makes it omni-reference, priced on its whole seconds plus the output's.
+    page.click("label.switch")
+    page.set_input_files("#id_file", str(clip))
+    page.wait_for_selector("#chosen-video .input-item", timeout=20_000)
+    assert page.inner_text("[data-model-label]") == "Reference video"
+    assert page.inner_text("#quote") == "(7 s reference + 5 s) × $0.168 = $2.02 · balance after: $97.98"
+    box = page.locator("#generate-button").bounding_box()
+    assert box is not None and box["y"] + box["height"] <= PHONE["height"]
+    page.screenshot(path=str(SCREENSHOTS / "studio-omni-phone.png"), full_page=False, animations="disabled")
+    page.fill("#id_prompt", "Dawn to dusk on a busy street")
+    page.click("#generate-button")
+    page.wait_for_url(re.compile(r".*/generations/[0-9a-f-]{36}/$"))
+    generation = Generation.objects.get()
+    assert (generation.model, generation.cost_cents, generation.input_seconds) == ("omni-reference", 202, 7)
+    assert [i.upload.original_name for i in generation.inputs_of("image")] == ["dusk.jpg", "dawn.jpg"]
+    run_jobs(lambda: status_of(generation.pk) == "succeeded")
+    page.wait_for_selector("#player video", timeout=10_000)
+    page.screenshot(path=str(SCREENSHOTS / "studio-result-phone.png"), full_page=True, animations="disabled")
+    context.close()

@@ -428,6 +428,12 @@ def test_the_limits_in_the_document_are_the_ones_the_code_enforces(settings) -> 
     assert (props["duration"]["minimum"], props["duration"]["maximum"]) == (MIN_DURATION, MAX_DURATION)
     assert props["mode"]["enum"] == [*MODES, None]
     assert props["aspect_ratio"]["enum"] == [*ASPECT_RATIOS, None]
+    from generations.forms import MAX_AUDIOS, MAX_IMAGES
+
+    assert (props["image_ids"]["maxItems"], props["audio_ids"]["maxItems"]) == (MAX_IMAGES, MAX_AUDIOS)
+    assert props["video_id"]["format"] == "uuid" and props["first_last_frame"]["default"] is False
+    upload = paths["/api/v1/uploads"]["post"]["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert upload["required"] == ["file"] and upload["properties"]["file"]["format"] == "binary"
     (key,) = paths["/api/v1/generations"]["post"]["parameters"]
     assert (key["name"], key["in"], key["schema"]["maxLength"]) == (
         "Idempotency-Key",

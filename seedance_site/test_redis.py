@@ -26,7 +26,9 @@ def with_db(url: str, db: int) -> str:
     parts = urlsplit(url)
     if parts.scheme == "unix":
         query = {**dict(parse_qsl(parts.query)), "db": str(db)}
-        return urlunsplit(parts._replace(query=urlencode(query)))
+        # Not urlunsplit: "unix" is no scheme it knows to take "//", so it would write "unix:/path",
+        # which redis refuses.
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query)}"
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 

@@ -142,6 +142,9 @@ class GenerationForm(forms.Form):
         data = super().clean()
         images = self._uploads("image_ids", data.pop("image_ids", None) or [], Upload.Kind.IMAGE)
         video_ids = [data.pop("video_id", None) or ""]
+        if hasattr(self.data, "getlist") and len([v for v in self.data.getlist("video_id") if v.strip()]) > 1:
+            self.add_error("video_id", "Use one reference video at most.")  # two ticked without scripting
+            video_ids = []
         videos = self._uploads("video_id", [v for v in video_ids if v.strip()], Upload.Kind.VIDEO)
         audios = self._uploads("audio_ids", data.pop("audio_ids", None) or [], Upload.Kind.AUDIO)
         first_last = bool(data.pop("first_last_frame", False))

@@ -436,6 +436,12 @@ def test_a_picture_uploaded_in_the_studio_becomes_a_video_that_plays(
     assert page.inner_text("[data-model-label]") == "Image to video"
     assert "last-frame" in page.inner_text("#chosen-images .input-name")
     assert Generation.objects.count() == 1
+    # The gallery tile shows what the video was made from.
+    page.goto(f"{base}/gallery/")
+    page.wait_for_function("() => document.querySelector('.tile-inputs img').naturalWidth > 0")
+    page.screenshot(
+        path=str(SCREENSHOTS / "studio-gallery-desktop.png"), full_page=True, animations="disabled"
+    )
     assert problems == []
     page.close()
 

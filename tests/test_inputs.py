@@ -164,6 +164,17 @@ def test_every_input_rule_from_the_web_form_in_the_same_words(alice, ids, inputs
     assert_nothing_held(alice, 10_000)
 
 
+def test_two_videos_ticked_without_scripting_are_refused(alice, ids):
+    other = str(row(alice, "video", seconds=Decimal(3)).pk)
+    client = Client()
+    client.force_login(alice)
+    response = client.post(
+        "/generate/", {"prompt": "x", "idempotency_key": "k", "video_id": [ids["video"], other]}
+    )
+    assert "Use one reference video at most." in response.content.decode()
+    assert_nothing_held(alice, 10_000)
+
+
 def test_an_id_that_is_no_uuid_is_named_by_the_api(alice_api, ids):
     response = alice_api.post("/api/v1/generations", {"prompt": "a kite", "image_ids": ["../etc/passwd"]})
     assert response.status_code == 400

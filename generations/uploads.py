@@ -57,7 +57,7 @@ class UploadRefused(Exception):
 
 
 class NoFileSent(Exception):
-    """The request carried no file in the field `file` (400 `invalid_request`)."""
+    """The request carried no file in the field `file` (400 `invalid_upload`, naming `file`)."""
 
     message = "Send the file as multipart/form-data, in the form field “file”."
 

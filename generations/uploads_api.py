@@ -94,15 +94,16 @@ MULTIPART_BODY = {
     summary="Upload an image, a video or a sound to animate or reference",
 )
 def create_upload(request: HttpRequest) -> Status:
-    """One file in the form field `file`. 400 `invalid_upload` when it is not taken (nothing is
-    kept); 400 `invalid_request` when no file was sent. Image metadata (EXIF, GPS) and a video's or
+    """One file in the form field `file`. 400 `invalid_upload` when it is not taken or none (or two)
+    was sent; nothing is kept. Image metadata (EXIF, GPS) and a video's or
     sound's metadata are removed before the file is stored."""
     try:
         upload = upload_from_request(request=request, user=request.auth)
     except UploadRefused as exc:
         raise ApiError(400, INVALID_UPLOAD, exc.message) from None
     except NoFileSent as exc:
-        raise ApiError(400, "invalid_request", exc.message, {"file": [exc.message]}) from None
+        # Every way an upload can be refused is one code (CONTRACT §4), a missing file included.
+        raise ApiError(400, INVALID_UPLOAD, exc.message, {"file": [exc.message]}) from None
     except UploadingTooFast as exc:
         raise ApiError(429, "rate_limited", exc.message) from None
     return Status(201, upload)

@@ -204,18 +204,19 @@ def test_a_body_larger_than_any_cap_is_refused_before_a_byte_is_read():
     assert "too large" in handler.refusal
 
 
-def test_no_file_or_two_files_is_invalid_request(alice, files, storage):
+def test_no_file_or_two_files_is_invalid_upload(alice, files, storage):
     client = token_client(alice)
     missing = client.post("/api/v1/uploads", {"note": "hello"})
     assert missing.status_code == 400
     error = missing.json()["error"]
-    assert error["code"] == "invalid_request" and "file" in error["fields"]
+    assert error["code"] == "invalid_upload" and "file" in error["fields"]
     as_json = client.post("/api/v1/uploads", {"file": "x"}, content_type="application/json")
-    assert as_json.status_code == 400 and as_json.json()["error"]["code"] == "invalid_request"
+    assert as_json.status_code == 400 and as_json.json()["error"]["code"] == "invalid_upload"
     one, two = media.picture(files / "1.jpg"), media.picture(files / "2.jpg")
     with one.open("rb") as a, two.open("rb") as b:
         both = client.post("/api/v1/uploads", {"file": [a, b]})
     assert both.status_code == 400 and "one file" in both.json()["error"]["message"]
+    assert both.json()["error"]["code"] == "invalid_upload"
     assert_nothing_left(storage)
 
 

@@ -13,10 +13,13 @@ webhook endpoints next. What such a URL may not do is point us at our own networ
   hop is checked like the first.
 
 Any method works (`send("POST", url, json=...)`), so webhooks can use the same rules as downloads.
+A `deadline` bounds the whole exchange, however slowly the other side trickles its bytes: requests'
+own timeouts count per read, so a server sending one byte every few seconds would never trip them.
 """
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +27,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 
 class OutboundRefused(Exception):
@@ -81,12 +86,38 @@ def resolve(url: str, *, allow_private: bool = False, trusted: Iterable[tuple[st
     )
 
 
+def _watched_pools(sockets: list[socket.socket]) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes whose connections hand every socket they open to `sockets`, so that
+    a watchdog can cut them off (urllib3 offers no hook for the socket itself)."""
+
+    class Watched(HTTPConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            sockets.append(sock)
+            return sock
+
+    class WatchedTLS(HTTPSConnection):
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()
+            sockets.append(sock)
+            return sock
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Watched
+
+    class TLSPool(HTTPSConnectionPool):
+        ConnectionCls = WatchedTLS
+
+    return {"http": Pool, "https": TLSPool}
+
+
 class _PinnedAdapter(HTTPAdapter):
     """Connects to the address in the URL while TLS speaks to, and checks the certificate of,
     the host name the address was looked up for."""
 
-    def __init__(self, server_hostname: str) -> None:
+    def __init__(self, server_hostname: str, sockets: list[socket.socket] | None = None) -> None:
         self._server_hostname = server_hostname
+        self._sockets = sockets
         super().__init__(max_retries=0)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -94,6 +125,19 @@ class _PinnedAdapter(HTTPAdapter):
         kwargs["server_hostname"] = self._server_hostname
         kwargs["assert_hostname"] = self._server_hostname
         super().init_poolmanager(*args, **kwargs)
+        if self._sockets is not None:
+            self.poolmanager.pool_classes_by_scheme = _watched_pools(self._sockets)
+
+
+def _cut(sockets: list[socket.socket], fired: threading.Event) -> None:
+    """The watchdog: shut every socket down, which wakes a blocked read at once (it sees the
+    end of the stream) in whichever thread is waiting on it."""
+    fired.set()
+    for sock in list(sockets):
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # closed already
 
 
 def send(
@@ -106,26 +150,52 @@ def send(
     headers: Mapping[str, str] | None = None,
     stream: bool = False,
     verify: bool | str = True,
+    deadline: float | None = None,
     **body: Any,
 ) -> requests.Response:
     """One request, no redirects followed, to the address `resolve` checked. `body` is passed to
     requests as is (`data=` or `json=`). Network failures raise requests' own exceptions.
+
+    With a `deadline` (seconds), an exchange still going on by then is cut off and raises
+    requests.Timeout: the connection, the TLS handshake, sending, the answer's headers, and its body
+    too unless `stream` (then the caller reads the body on its own terms).
 
     A redirect comes back as the response: its Location is relative to `url`, not to the address."""
     target = resolve(url, allow_private=allow_private, trusted=trusted)
     parts = urlsplit(url)
     literal = f"[{target.address}]" if ":" in target.address else target.address
     pinned = urlunsplit((parts.scheme, f"{literal}:{target.port}", parts.path or "/", parts.query, ""))
+    sockets: list[socket.socket] | None = [] if deadline is not None else None
     session = requests.Session()
     session.trust_env = False  # no proxies, no .netrc, no REQUESTS_CA_BUNDLE from the environment
-    session.mount(f"{target.scheme}://", _PinnedAdapter(server_hostname=target.host))
-    return session.request(
-        method,
-        pinned,
-        headers={"Host": target.host_header, **(headers or {})},
-        timeout=timeout,
-        allow_redirects=False,
-        stream=stream,
-        verify=verify,
-        **body,
-    )
+    session.mount(f"{target.scheme}://", _PinnedAdapter(server_hostname=target.host, sockets=sockets))
+    fired = threading.Event()
+    watchdog = None
+    if sockets is not None and deadline is not None:
+        watchdog = threading.Timer(deadline, _cut, args=(sockets, fired))
+        watchdog.daemon = True
+        watchdog.start()
+    try:
+        response = session.request(
+            method,
+            pinned,
+            headers={"Host": target.host_header, **(headers or {})},
+            timeout=timeout,
+            allow_redirects=False,
+            stream=stream,
+            verify=verify,
+            **body,
+        )
+    except requests.RequestException as exc:
+        if fired.is_set():
+            raise requests.Timeout(f"no complete answer within {deadline:g} s") from exc
+        raise
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+    if fired.is_set():
+        # Cut off mid-answer: http.client takes the end of the stream as the end of the headers
+        # (or the body), so what came back is a fragment, not the answer.
+        response.close()
+        raise requests.Timeout(f"no complete answer within {deadline:g} s")
+    return response

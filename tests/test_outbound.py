@@ -265,3 +265,47 @@ def test_tls_is_checked_against_the_name_while_the_address_is_pinned(certificate
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Trickle(BaseHTTPRequestHandler):
+    """Answers one byte at a time, a byte every 0.1 s, for as long as anyone listens: each read
+    gets a byte well within any per-read timeout, so only a deadline on the whole exchange ends it."""
+
+    def handle_one_request(self) -> None:
+        self.raw_requestline = self.rfile.readline(65537)
+        if not self.parse_request():
+            return
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        try:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            while True:
+                self.wfile.write(b"X")  # an endless header name
+                self.wfile.flush()
+                threading.Event().wait(0.1)
+        except OSError:
+            self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_deadline_cuts_off_an_answer_that_trickles_in_under_every_read_timeout():
+    import time
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    try:
+        started = time.monotonic()
+        with pytest.raises(outbound.requests.Timeout, match="within 1 s"):
+            outbound.send("POST", url, data=b"{}", allow_private=True, timeout=(1, 1), deadline=1.0)
+        assert 0.9 < time.monotonic() - started < 3
+        # The per-read timeout alone never fires: a byte comes every 0.1 s. Here only a later
+        # deadline ends it, well after twice the read timeout.
+        started = time.monotonic()
+        with pytest.raises(outbound.requests.Timeout, match="within 3 s"):
+            outbound.send("POST", url, data=b"{}", allow_private=True, timeout=(1, 1), deadline=3.0)
+        assert time.monotonic() - started > 2.9
+    finally:
+        server.shutdown()
+        server.server_close()

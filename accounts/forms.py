@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django import forms
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
@@ -121,3 +123,68 @@ class ApiTokenForm(forms.Form):
         error_messages={"required": "Give the token a name, such as the script that will use it."},
         widget=forms.TextInput(attrs={"placeholder": "e.g. nightly-batch"}),
     )
+
+
+def _cents(dollars: Decimal | None) -> int | None:
+    return None if dollars is None else int((dollars * 100).to_integral_value())
+
+
+class SpendLimitForm(forms.Form):
+    limit = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_digits=12,
+        decimal_places=2,
+        label="Monthly spend limit (US$)",
+        help_text="Leave it empty for no limit.",
+        widget=forms.NumberInput(
+            attrs={"step": "0.01", "min": "0", "inputmode": "decimal", "placeholder": "No limit"}
+        ),
+        error_messages={
+            "invalid": "Write the limit in dollars, such as 50 or 12.50.",
+            "min_value": "The limit cannot be below $0.",
+            "max_decimal_places": "Dollars and cents only, such as 12.50.",
+            "max_digits": "That limit is larger than this page takes.",
+            "max_whole_digits": "That limit is larger than this page takes.",
+        },
+    )
+
+    def limit_cents(self) -> int | None:
+        return _cents(self.cleaned_data["limit"])
+
+
+class EmailPreferencesForm(forms.Form):
+    email_on_finish = forms.BooleanField(required=False, label="Email me when a video is ready or fails")
+    low_balance = forms.BooleanField(required=False, label="Email me when my balance falls below")
+    low_balance_dollars = forms.DecimalField(
+        required=False,
+        min_value=0,
+        max_digits=10,
+        decimal_places=2,
+        label="Balance to warn below (US$)",
+        widget=forms.NumberInput(
+            attrs={"step": "0.01", "min": "0", "inputmode": "decimal", "placeholder": "10.00"}
+        ),
+        error_messages={
+            "invalid": "Write the amount in dollars, such as 10 or 7.50.",
+            "min_value": "The amount cannot be below $0.",
+            "max_decimal_places": "Dollars and cents only, such as 7.50.",
+            "max_digits": "That amount is larger than this page takes.",
+            "max_whole_digits": "That amount is larger than this page takes.",
+        },
+    )
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if (
+            data.get("low_balance")
+            and data.get("low_balance_dollars") is None
+            and not self.has_error("low_balance_dollars")
+        ):
+            self.add_error("low_balance_dollars", "Say below which balance to email you, such as 10.")
+        return data
+
+    def low_balance_cents(self) -> int | None:
+        if not self.cleaned_data.get("low_balance"):
+            return None
+        return _cents(self.cleaned_data["low_balance_dollars"])

@@ -205,3 +205,76 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.stripe_id} ({self.state})"
+
+
+class AccountSettings(models.Model):
+    """What a person chose for their account: a monthly spend limit, which emails they want, and
+    the secret that signs webhooks to their servers.
+
+    A table of its own, not columns on User: Django saves the User row whole (a password change,
+    the admin's user form), which could write back a limit or a secret read before a change made
+    meanwhile. Written only by accounts.preferences, with update_fields."""
+
+    user = models.OneToOneField(User, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    # Null: no limit. Charges less refunds in one calendar month (UTC) may not go past it.
+    monthly_spend_limit_cents = models.BigIntegerField(null=True, blank=True)
+    email_on_finish = models.BooleanField(default=False, help_text="Email when a video is ready or fails.")
+    # Null: no email. Otherwise one email each time the balance falls below this.
+    low_balance_email_cents = models.BigIntegerField(null=True, blank=True)
+    # "whsec_" + base64 of random bytes, the Standard Webhooks form (CONTRACT §4c).
+    webhook_secret = models.CharField(max_length=100)
+    # After a rotation the old secret signs too, until `webhook_previous_until`.
+    webhook_previous_secret = models.CharField(max_length=100, blank=True)
+    webhook_previous_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "account settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(monthly_spend_limit_cents__gte=0), name="account_spend_limit_not_negative"
+            ),
+            models.CheckConstraint(
+                condition=Q(low_balance_email_cents__gte=0), name="account_low_balance_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Settings of {self.user_id}"
+
+
+class EmailNotice(models.Model):
+    """One email about one event, sent at most once: `key` names the event and is unique, and a
+    worker claims the row (pending → sending) before it sends."""
+
+    class Kind(models.TextChoices):
+        GENERATION_SUCCEEDED = "generation_succeeded", "Video ready"
+        GENERATION_FAILED = "generation_failed", "Video failed"
+        BALANCE_LOW = "balance_low", "Balance low"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Could not be sent"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="email_notices")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    # The event: "generation:<uuid>:finished", "balance-low:<ledger entry id>".
+    key = models.CharField(max_length=200, unique=True)
+    to_email = models.EmailField()
+    subject = models.CharField(max_length=300)
+    text_body = models.TextField()
+    html_body = models.TextField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "created_at"], name="notice_state_created")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.user_id} ({self.state})"

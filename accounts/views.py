@@ -1,17 +1,34 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, logout
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_POST
 
-from accounts.forms import ApiTokenForm, LoginForm, QueuedPasswordResetForm, SignupForm, answer_429_if_limited
+from accounts.forms import (
+    ApiTokenForm,
+    EmailPreferencesForm,
+    LoginForm,
+    QueuedPasswordResetForm,
+    SignupForm,
+    SpendLimitForm,
+    answer_429_if_limited,
+)
 from accounts.models import ApiToken
+from accounts.preferences import (
+    account_set_email_preferences,
+    account_set_spend_limit,
+    account_settings_for,
+    webhook_secret_rotate,
+)
 from accounts.services import (
     api_token_create,
     api_token_revoke,
@@ -20,6 +37,8 @@ from accounts.services import (
     user_sign_out_everywhere,
     user_verify_email,
 )
+from accounts.spending import spent_this_month_cents
+from generations.pricing import format_usd
 from seedance_site.ratelimits import fold, over_limit, over_user_limit
 
 
@@ -129,16 +148,132 @@ def account(request: HttpRequest) -> HttpResponse:
             token, new_token = api_token_create(user=request.user, name=form.cleaned_data["name"])
             messages.success(request, f"Token “{token.name}” created. Copy it now: it is shown only once.")
             form = ApiTokenForm()
+    return _account_page(request, token_form=form, new_token=new_token, status=status)
+
+
+def _account_page(
+    request: HttpRequest,
+    *,
+    token_form: ApiTokenForm | None = None,
+    limit_form: SpendLimitForm | None = None,
+    email_form: EmailPreferencesForm | None = None,
+    new_token: str | None = None,
+    status: int = 200,
+) -> HttpResponse:
+    from generations.selectors import recent_webhook_deliveries
+
+    user = request.user
+    prefs = account_settings_for(user=user)
+    spent = spent_this_month_cents(user_id=user.pk)
+    limit = prefs.monthly_spend_limit_cents
+    if limit_form is None:
+        limit_form = SpendLimitForm(initial={"limit": _dollars(limit)})
+    if email_form is None:
+        email_form = EmailPreferencesForm(
+            initial={
+                "email_on_finish": prefs.email_on_finish,
+                "low_balance": prefs.low_balance_email_cents is not None,
+                "low_balance_dollars": _dollars(prefs.low_balance_email_cents),
+            }
+        )
+    now = timezone.now()
     context = {
-        "form": form,
+        "form": token_form or ApiTokenForm(),
         "new_token": new_token,
-        "tokens": request.user.api_tokens.all(),
-        "entries": request.user.credit_entries.all()[:20],
+        "tokens": user.api_tokens.all(),
+        "entries": user.credit_entries.all()[:20],
         "api_root": settings.SITE_URL + reverse("api:api-root").rstrip("/"),
-        "unverified": request.user.email and request.user.email_verified_at is None,
+        "unverified": user.email and user.email_verified_at is None,
         "signup_credits": settings.SIGNUP_CREDITS,
+        "limit_form": limit_form,
+        "email_form": email_form,
+        "spend": {
+            "spent": format_usd(spent),
+            "limit": None if limit is None else format_usd(limit),
+            "left": None if limit is None else format_usd(max(limit - spent, 0)),
+            "percent": None if not limit else min(100, max(0, round(100 * spent / limit))),
+            "reached": limit is not None and spent >= limit,
+            "month": now.strftime("%B %Y"),
+        },
+        "webhook_secret": prefs.webhook_secret,
+        "previous_until": prefs.webhook_previous_until
+        if prefs.webhook_previous_secret
+        and prefs.webhook_previous_until
+        and prefs.webhook_previous_until > now
+        else None,
+        "deliveries": recent_webhook_deliveries(user=user),
     }
     return render(request, "accounts/account.html", context, status=status)
+
+
+def _dollars(cents: int | None) -> Decimal | None:
+    return None if cents is None else (Decimal(cents) / 100).quantize(Decimal("0.01"))
+
+
+@login_required
+@require_POST
+def spend_limit_update(request: HttpRequest) -> HttpResponse:
+    form = SpendLimitForm(request.POST)
+    if not form.is_valid():
+        return _account_page(request, limit_form=form, status=400)
+    limit = form.limit_cents()
+    account_set_spend_limit(user=request.user, limit_cents=limit)
+    if limit is None:
+        messages.success(request, "No monthly spend limit: videos are limited by your balance alone.")
+    else:
+        messages.success(
+            request,
+            f"Monthly spend limit set to {format_usd(limit)}. A video that would go past it is refused "
+            "before anything is held.",
+        )
+    return redirect(reverse("account") + "#spending")
+
+
+@login_required
+@require_POST
+def email_preferences_update(request: HttpRequest) -> HttpResponse:
+    form = EmailPreferencesForm(request.POST)
+    if not form.is_valid():
+        return _account_page(request, email_form=form, status=400)
+    account_set_email_preferences(
+        user=request.user,
+        email_on_finish=form.cleaned_data["email_on_finish"],
+        low_balance_email_cents=form.low_balance_cents(),
+    )
+    if not request.user.email:
+        messages.warning(request, "Saved, but your account has no email address, so no email can reach you.")
+    else:
+        messages.success(request, f"Saved. Emails go to {request.user.email}.")
+    return redirect(reverse("account") + "#notifications")
+
+
+@login_required
+@require_POST
+def webhook_secret_rotate_view(request: HttpRequest) -> HttpResponse:
+    webhook_secret_rotate(user=request.user)
+    messages.success(
+        request,
+        "New webhook secret made. For the next 24 hours webhooks are signed with both the new and the "
+        "old secret, so you can update your receiver before the old one stops.",
+    )
+    return redirect(reverse("account") + "#webhooks")
+
+
+@login_required
+@require_POST
+def webhook_delivery_resend_view(request: HttpRequest, delivery_id: int) -> HttpResponse:
+    from generations.models import WebhookDelivery
+    from generations.user_webhooks import NothingToResend, webhook_delivery_resend
+
+    try:
+        webhook_delivery_resend(user=request.user, delivery_id=delivery_id)
+    except WebhookDelivery.DoesNotExist:
+        raise Http404("No such webhook delivery.") from None
+    except NothingToResend as exc:
+        messages.info(request, exc.message)
+    else:
+        messages.success(request, "Sending it again now, with the same webhook-id.")
+    return redirect(reverse("account") + "#webhooks")
 
 
 @login_required

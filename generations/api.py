@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from accounts.credits import InsufficientCredits
+from accounts.spending import SpendLimitReached
 from generations import models
 from generations.forms import (
     IDEMPOTENCY_KEY_MAX,
@@ -56,13 +57,16 @@ from generations.selectors import (
     video_url,
 )
 from generations.services import (
+    GenerationAlreadyStarted,
     IdempotencyKeyOfDeleted,
     InputGone,
     TooManyActive,
     UpstreamUnconfigured,
+    generation_cancel,
     generation_create,
     generation_for_key,
 )
+from generations.user_webhooks import WEBHOOK_URL_MAX
 from seedance_site.api import (
     Answer,
     ApiError,
@@ -84,6 +88,15 @@ INSUFFICIENT_CREDITS = error_code(
 )
 UPSTREAM_UNCONFIGURED = error_code(
     "upstream_unconfigured", "No ShortAPI key is set on this server; nothing was held or queued."
+)
+SPEND_LIMIT_REACHED = error_code(
+    "spend_limit_reached",
+    "The price would take this calendar month's spending (UTC) past your monthly spend limit; nothing "
+    "was held or queued. Raise or remove the limit with `PATCH /api/v1/account`.",
+)
+ALREADY_STARTED = error_code(
+    "already_started",
+    "The video service has the generation already, or it has ended: it cannot be cancelled.",
 )
 IDEMPOTENCY_KEY_REUSED = error_code(
     "idempotency_key_reused",
@@ -180,6 +193,10 @@ class Generation(Answer):
     video_id: UUID | None = Field(description="The reference video (omni-reference), or null.")
     audio_ids: list[UUID] = Field(max_length=MAX_AUDIOS, description="The audio uploads, in order.")
     first_last_frame: bool = Field(description="The first image is the first frame, the second the last.")
+    webhook_url: str | None = Field(
+        max_length=WEBHOOK_URL_MAX,
+        description="Where the generation is POSTed, signed, when it ends; null for none.",
+    )
 
     @staticmethod
     def resolve_status(generation: models.Generation) -> str:
@@ -204,6 +221,10 @@ class Generation(Answer):
     @staticmethod
     def resolve_error(generation: models.Generation) -> str | None:
         return generation.error or None if generation.status == models.Generation.Status.FAILED else None
+
+    @staticmethod
+    def resolve_webhook_url(generation: models.Generation) -> str | None:
+        return generation.webhook_url or None
 
 
 class GenerationList(Answer):
@@ -312,6 +333,15 @@ class NewGeneration(Schema):
         description="The first image opens the video and the second (if any) ends it: 1..2 images, no "
         "video or audio; `aspect_ratio` is checked but not sent.",
     )
+    webhook_url: StrictStr | None = documented(
+        maxLength=WEBHOOK_URL_MAX,
+        # The form checks the rest (a host name or address, a port in range) and says what is wrong.
+        pattern="^([Hh][Tt][Tt][Pp][Ss]?://\\S+)?$",
+        description="http(s); empty or null for none. When the generation ends (succeeded or failed) "
+        "its JSON is POSTed there, signed by the Standard Webhooks scheme with your account's "
+        "`webhook_secret`, and retried for over a day until a 2xx comes back within 10 s. A host "
+        "resolving to a private, loopback or link-local address is refused.",
+    )
 
 
 @router.post(
@@ -320,6 +350,7 @@ class NewGeneration(Schema):
         200: Generation,
         201: Generation,
         **errors(
+            (402, SPEND_LIMIT_REACHED),
             (402, INSUFFICIENT_CREDITS),
             (409, IDEMPOTENCY_KEY_REUSED),
             (503, UPSTREAM_UNCONFIGURED),
@@ -346,8 +377,9 @@ def create_generation(
     ),
 ) -> Status:
     """201 with a new generation; 200 with the first one for a repeated Idempotency-Key. Checks in
-    this order, and the first that fails answers: 401, 400, 503, 429, 402. Nothing is held or stored
-    for a refused request. 429 also when too many videos are in progress or started too fast."""
+    this order, and the first that fails answers: 401, 400, 503, 429, 402 `spend_limit_reached`, 402
+    `insufficient_credits`. Nothing is held or stored for a refused request. 429 also when too many
+    videos are in progress or started too fast."""
     user = request.auth
     body = json_object(request)
     if idempotency_key is not None:
@@ -372,6 +404,14 @@ def create_generation(
         raise ApiError(429, "rate_limited", str(exc)) from None
     except InputGone as exc:
         raise ApiError(400, "invalid_request", exc.message, {exc.field: [exc.message]}) from None
+    except SpendLimitReached as exc:
+        raise ApiError(
+            402,
+            SPEND_LIMIT_REACHED,
+            f"This video costs {format_usd(exc.needed_cents)}; you have spent {format_usd(exc.spent_cents)} "
+            f"of your {format_usd(exc.limit_cents)} monthly limit this month. Raise the limit on your "
+            "account page.",
+        ) from None
     except InsufficientCredits as exc:
         raise ApiError(
             402,
@@ -436,3 +476,22 @@ def get_generation(
 ):
     """404 for an unknown id and for another user's: the two look the same."""
     return generation_for_user(user=request.auth, generation_id=id)
+
+
+@router.post(
+    "/generations/{id}/cancel",
+    response={200: Generation, **errors((404, "not_found"), (409, ALREADY_STARTED))},
+    operation_id="cancelGeneration",
+    summary="Cancel a generation that is still queued, and get its credits back",
+)
+def cancel_generation(
+    request: HttpRequest, id: Annotated[str, WithJsonSchema({"type": "string", "format": "uuid"})]
+):
+    """200 with the generation, now `failed` ("Cancelled by you") and its credits back in the
+    balance, exactly once. 409 `already_started` once the video service has it (or it has ended);
+    404 for an unknown id and for another user's."""
+    generation = generation_for_user(user=request.auth, generation_id=id)
+    try:
+        return generation_cancel(generation=generation)
+    except GenerationAlreadyStarted as exc:
+        raise ApiError(409, ALREADY_STARTED, exc.message) from None

@@ -174,6 +174,26 @@ class GenerationForm(forms.Form):
             images=tuple(images), video=video, audios=tuple(audios), first_last_frame=first_last
         )
         return data
+    webhook_url = forms.CharField(
+        required=False,
+        strip=True,
+        # Not max_length: the message below says the limit, and the browser must not cut a URL short.
+        label="Webhook URL",
+        help_text="Optional: we POST the finished video's details there, signed with your account's "
+        "webhook secret.",
+        widget=forms.URLInput(
+            attrs={"placeholder": "https://example.com/hooks/seedance", "inputmode": "url"}
+        ),
+    )
+
+    def clean_webhook_url(self) -> str:
+        from generations.user_webhooks import webhook_url_error
+
+        url = self.cleaned_data.get("webhook_url") or ""
+        problem = url and webhook_url_error(url)
+        if problem:
+            raise forms.ValidationError(problem)
+        return url
 
     def clean_mode(self) -> str:
         return self.cleaned_data.get("mode") or DEFAULT_MODE

@@ -351,12 +351,25 @@ def reconcile() -> list[str]:
 
 
 def sweep() -> None:
-    """The scheduled sweeper: reconcile, remove uploads nobody used (generations.uploads), then
-    book the next run (see generations.worker)."""
+    """The scheduled sweeper: reconcile, queue again the webhooks and emails whose jobs were lost,
+    remove uploads nobody used (generations.uploads), then book the next run (see
+    generations.worker)."""
+    from accounts.notices import notices_resume
+    from generations.user_webhooks import deliveries_resume
     from generations.worker import schedule_sweeper
 
-    for line in reconcile():
+    for line in [*reconcile(), *deliveries_resume(), *notices_resume()]:
         logger.info("sweeper: %s", line)
     for line in uploads_sweep():
         logger.info("sweeper: %s", line)
     schedule_sweeper()
+
+
+# --- Webhooks to users' servers ---------------------------------------------------------------
+
+
+def deliver_webhook(delivery_id: int) -> None:
+    """One try; the next is booked by the try itself (generations.user_webhooks)."""
+    from generations.user_webhooks import webhook_deliver
+
+    webhook_deliver(delivery_id=delivery_id)

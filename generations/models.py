@@ -80,6 +80,8 @@ class Generation(models.Model):
     deadline_at = models.DateTimeField()
 
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
+    # Where to POST the generation when it ends (CONTRACT §4c); "" for none.
+    webhook_url = models.CharField(max_length=2000, blank=True)
     shared = models.BooleanField(default=False)
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted by its owner.")
     share_slug = models.SlugField(max_length=16, unique=True, null=True, blank=True)
@@ -245,3 +247,62 @@ class OperatorAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.operator}: {self.action}"
+
+
+class WebhookDelivery(models.Model):
+    """One event for a user's own server (CONTRACT §4c): the generation ended, POSTed to its
+    `webhook_url`, at least once. One row per generation and event, made in the transaction that
+    ended the generation; `webhook_id` stays the same on every try, so the receiver can tell a
+    retry from a new event. Moved only by generations.user_webhooks, by claims."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Waiting for its next try"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Gave up"
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=40)  # "generation.succeeded" or "generation.failed"
+    webhook_id = models.CharField(max_length=64, unique=True)
+    url = models.CharField(max_length=2000)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempt_count = models.PositiveIntegerField(default=0)
+    # Tries in the current round of retries: "Send again" starts a new round.
+    round_attempts = models.PositiveIntegerField(default=0)
+    # When the next try is due; while a try is under way, the end of its lease.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [
+            models.Index(fields=["user", "-created_at"], name="webhook_user_newest"),
+            models.Index(fields=["state", "next_attempt_at"], name="webhook_state_due"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["generation", "event"], name="webhook_one_per_generation_event")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} for {self.generation_id} ({self.state})"
+
+
+class WebhookAttempt(models.Model):
+    """One try at a delivery: when, what came back (a status code, or why none did), how long."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempts")
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-attempted_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.delivery_id} at {self.attempted_at}: {self.status_code or self.error}"

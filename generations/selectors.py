@@ -12,7 +12,7 @@ from django.http import Http404, HttpRequest
 from django.urls import reverse
 
 from accounts.models import User
-from generations.models import Generation
+from generations.models import Generation, WebhookDelivery
 
 PUBLIC_STATUSES = {
     "queued": (Generation.Status.QUEUED, Generation.Status.SUBMITTING),
@@ -168,3 +168,31 @@ def generation_estimate_seconds(*, mode: str, duration: int) -> int | None:
     middle = len(seconds) // 2
     median = seconds[middle] if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
     return max(1, round(median))
+
+
+RECENT_DELIVERIES = 10
+
+
+def recent_webhook_deliveries(*, user: User) -> list[WebhookDelivery]:
+    """The user's newest webhook deliveries, for the account page."""
+    return list(
+        WebhookDelivery.objects.filter(user=user)
+        .select_related("generation")
+        .only(
+            "id",
+            "event",
+            "webhook_id",
+            "url",
+            "state",
+            "attempt_count",
+            "next_attempt_at",
+            "last_status_code",
+            "last_error",
+            "delivered_at",
+            "created_at",
+            "generation__id",
+            "generation__prompt",
+            "generation__deleted_at",
+        )
+        .order_by("-created_at", "-id")[:RECENT_DELIVERIES]
+    )

@@ -20,6 +20,8 @@ from django.utils import timezone
 
 from accounts.credits import InsufficientCredits, credits_charge, credits_refund
 from accounts.models import User
+from accounts.notices import balance_low_notice
+from accounts.spending import SpendLimitReached, spend_limit_check
 from generations import shortapi
 from generations.models import Generation, Upload
 from generations.pricing import MODEL_LABELS, TEXT_TO_VIDEO, quote
@@ -83,6 +85,7 @@ __all__ = [
     "IdempotencyKeyOfDeleted",
     "InputGone",
     "InsufficientCredits",
+    "SpendLimitReached",
     "SubmittingTooFast",
     "TooManyActive",
     "UpstreamUnconfigured",
@@ -135,12 +138,13 @@ def generation_create(
     aspect_ratio: str,
     idempotency_key: str | None = None,
     inputs: Inputs = NO_INPUTS,
+    webhook_url: str = "",
 ) -> tuple[Generation, bool]:
     """Hold the credits and queue the generation; return it and whether it is new.
 
     `inputs` (checked by GenerationForm) decide the model and, for omni-reference, the billed input
     seconds. Raises IdempotencyKeyOfDeleted, UpstreamUnconfigured, SubmittingTooFast,
-    TooManyActive, InputGone or InsufficientCredits, leaving nothing behind.
+    TooManyActive, InputGone, SpendLimitReached or InsufficientCredits, leaving nothing behind.
     """
     if idempotency_key:
         existing = generation_for_key(user=user, idempotency_key=idempotency_key)
@@ -163,6 +167,8 @@ def generation_create(
         if active >= settings.MAX_ACTIVE_GENERATIONS_PER_USER:
             raise TooManyActive(settings.MAX_ACTIVE_GENERATIONS_PER_USER)
         _lock_inputs(inputs)
+        # Under the same lock: eight submissions at once cannot all read the same month's spend.
+        spend_limit_check(user_id=user.pk, cost_cents=price.cost_cents)
         generation = Generation.objects.create(
             user=user,
             prompt=prompt,
@@ -175,17 +181,19 @@ def generation_create(
             cost_cents=price.cost_cents,
             cents_per_second=price.cents_per_second,
             idempotency_key=idempotency_key or None,
+            webhook_url=webhook_url,
             deadline_at=timezone.now() + timedelta(seconds=settings.GENERATION_DEADLINE_SECONDS),
         )
         inputs_record(generation=generation, inputs=inputs)
         what = "" if price.model == TEXT_TO_VIDEO else f" ({MODEL_LABELS[price.model].lower()})"
-        credits_charge(
+        charge = credits_charge(
             user_id=user.pk,
             amount_cents=price.cost_cents,
             description=f"{duration} s {mode} video{what}",
             idempotency_key=f"{generation.ledger_reference}:charge",
             reference=generation.ledger_reference,
         )
+        balance_low_notice(user=user, entry=charge)
         enqueue_on_commit("generations.jobs.submit", str(generation.pk))
     logger.info("generation %s created for %s: %s cents", generation.pk, user.username, price.cost_cents)
     return generation, True
@@ -229,6 +237,7 @@ def generation_fail(
             idempotency_key=f"generation:{generation_id}:refund",
             reference=f"generation:{generation_id}",
         )
+        _ended(generation_id)
     logger.warning("generation %s failed (%s): %s %s", generation_id, failure_class, error, detail)
     return True
 
@@ -312,8 +321,8 @@ def generation_claim_fetch(*, generation_id: object, result_url: str, upstream_s
 
 
 def generation_succeed(*, generation_id: object, video_name: str, video_bytes: int) -> bool:
-    return bool(
-        Generation.objects.filter(pk=generation_id, status=Status.FETCHING).update(
+    with transaction.atomic():
+        claimed = Generation.objects.filter(pk=generation_id, status=Status.FETCHING).update(
             status=Status.SUCCEEDED,
             video=video_name,
             video_bytes=video_bytes,
@@ -321,7 +330,51 @@ def generation_succeed(*, generation_id: object, video_name: str, video_bytes: i
             finished_at=timezone.now(),
             updated_at=timezone.now(),
         )
-    )
+        if claimed:
+            _ended(generation_id)
+    return bool(claimed)
+
+
+def _ended(generation_id: object) -> None:
+    """The generation just ended (its claim to succeeded or failed won, in this transaction):
+    these two services are the only ways a status ends, so this runs once for each generation."""
+    from generations.notify import generation_ended
+
+    generation_ended(generation_id=generation_id)
+
+
+CANCELLED = "Cancelled by you"
+
+
+class GenerationAlreadyStarted(Exception):
+    def __init__(self, generation: Generation) -> None:
+        self.message = (
+            "This video has already finished, so there is nothing to cancel."
+            if generation.is_finished
+            else "This video has already started (the video service has it), so it can no longer be "
+            "cancelled. If it fails, its credits come back."
+        )
+        super().__init__(self.message)
+
+
+def generation_cancel(*, generation: Generation) -> Generation:
+    """Cancel a generation still queued: it fails with "Cancelled by you" and every credit comes
+    back, once. A claim from queued only: the submit job claims queued → submitting before it calls
+    upstream, so exactly one of the two wins; a cancel that loses raises GenerationAlreadyStarted."""
+    from generations.notify import CANCELLED_CLASS
+
+    if not generation_fail(
+        generation_id=generation.pk,
+        error=CANCELLED,
+        detail="cancelled by its owner before it was submitted",
+        failure_class=CANCELLED_CLASS,
+        from_statuses=(Status.QUEUED,),
+    ):
+        generation.refresh_from_db()
+        raise GenerationAlreadyStarted(generation)
+    generation.refresh_from_db()
+    logger.info("generation %s cancelled by its owner", generation.pk)
+    return generation
 
 
 def generation_set_share(*, generation: Generation, shared: bool) -> Generation:

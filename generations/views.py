@@ -1,21 +1,24 @@
 """The web portal (CONTRACT §5): thin views over generations.services and .selectors."""
 
 import uuid
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Page, Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.credits import InsufficientCredits
+from accounts.spending import SpendLimitReached
 from generations.forms import MAX_AUDIOS, MAX_IMAGES, PROMPT_MAX, GenerationForm, idempotency_key_error
 from generations.media import serve_stored
 from generations.models import Generation, Upload
@@ -47,15 +50,18 @@ from generations.selectors import (
     generation_estimate_seconds,
     generation_for_user,
     generation_visible_to,
+    generations_for_user,
     shared_generation,
     video_url,
 )
 from generations.services import (
+    GenerationAlreadyStarted,
     GenerationUnfinished,
     IdempotencyKeyOfDeleted,
     InputGone,
     TooManyActive,
     UpstreamUnconfigured,
+    generation_cancel,
     generation_create,
     generation_delete,
     generation_set_share,
@@ -266,6 +272,13 @@ def generate(request: HttpRequest) -> HttpResponse:
                 form.add_error(None, exc.message)
             except TooManyActive as exc:
                 form.add_error(None, str(exc))
+            except SpendLimitReached as exc:
+                form.add_error(
+                    None,
+                    f"This video costs {format_usd(exc.needed_cents)}, which would take you past your "
+                    f"monthly spend limit of {format_usd(exc.limit_cents)} ({format_usd(exc.spent_cents)} "
+                    "spent this month). You can change the limit on your account page.",
+                )
             except InsufficientCredits as exc:
                 short_of_credits = True
                 form.add_error(
@@ -489,7 +502,8 @@ def generation_status(request: HttpRequest, generation_id: uuid.UUID) -> HttpRes
     generation = generation_for_user(user=request.user, generation_id=generation_id)
     if not generation.is_finished and request.GET.get("seen") == generation.public_status:
         return HttpResponse(status=204)
-    context = {**_generation_context(request, generation), "oob": True}
+    left_queue = request.GET.get("seen") == "queued" and generation.public_status != "queued"
+    context = {**_generation_context(request, generation), "oob": True, "left_queue": left_queue}
     return render(request, "generations/_status_update.html", context)
 
 
@@ -517,6 +531,23 @@ def generation_share(request: HttpRequest, generation_id: uuid.UUID) -> HttpResp
     else:
         generation_set_share(generation=generation, shared=False)
         messages.success(request, "No longer shared. The public link now shows “not found”.")
+    return redirect("generation_detail", generation_id=generation.pk)
+
+
+@login_required
+@require_POST
+def generation_cancel_view(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    generation = generation_for_user(user=request.user, generation_id=generation_id)
+    try:
+        generation_cancel(generation=generation)
+    except GenerationAlreadyStarted as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Cancelled. The {format_usd(generation.cost_cents)} held for it is back.")
+    # Back to where the button was (the gallery, or this video's page), never off the site.
+    back = request.POST.get("next", "")
+    if back.startswith("/") and not back.startswith("//") and url_has_allowed_host_and_scheme(back, None):
+        return redirect(back)
     return redirect("generation_detail", generation_id=generation.pk)
 
 
@@ -569,6 +600,63 @@ def _tile_inputs(generation: Generation) -> list[dict]:
             }
         )
     return items[:4]
+def generation_tile(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
+    """The gallery tile an unfinished video polls, as the generation page polls its status: 204
+    while nothing has changed; the new tile once it has (with no trigger once finished, so the
+    polling stops). 286 — htmx's "stop polling" — once it is gone or the visitor is logged out."""
+    if not request.user.is_authenticated:
+        return HttpResponse(status=286)
+    try:
+        generation = generation_for_user(user=request.user, generation_id=generation_id)
+    except Http404:
+        return HttpResponse(status=286)
+    if not generation.is_finished and request.GET.get("seen") == generation.public_status:
+        return HttpResponse(status=204)
+    # "Ready" on the tile that just turned, so the eye finds it; the others show their poster.
+    item = {**_tile(request, generation, public=False), "fresh": True}
+    return render(request, "generations/_tile.html", {"item": item})
+
+
+WATCH_MAX = 10
+
+
+def generations_watch(request: HttpRequest) -> HttpResponse:
+    """What the site-wide script (static/js/notify.js) asks every few seconds on any page: how
+    many videos are still in progress, and which finished since its last question, so the tab
+    title can change and a desktop notification appear when one does."""
+    if not request.user.is_authenticated:
+        return JsonResponse({"error": "Log in to follow your videos."}, status=401)
+    now = timezone.now()
+    since = _parse_since(request.GET.get("since"), default=now)
+    mine = generations_for_user(user=request.user)
+    finished = mine.filter(finished_at__gt=since, finished_at__lte=now).order_by("-finished_at")
+    answer = {
+        "now": now.isoformat(),
+        "active": mine.filter(status__in=Generation.ACTIVE).count(),
+        "finished": [
+            {
+                "id": str(g.pk),
+                "status": g.public_status,
+                "prompt": g.prompt[:120],
+                "url": reverse("generation_detail", args=[g.pk]),
+            }
+            for g in finished[:WATCH_MAX]
+        ],
+    }
+    response = JsonResponse(answer)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _parse_since(raw: str | None, *, default: datetime) -> datetime:
+    try:
+        since = datetime.fromisoformat(raw or "")
+    except ValueError:
+        return default
+    if since.tzinfo is None:
+        return default
+    # Never further back than an hour: a tab left asleep for a day need not hear of everything.
+    return max(since, default - timedelta(hours=1))
 
 
 def _page(request: HttpRequest, queryset) -> Page:

@@ -302,6 +302,11 @@ VIDEO_URL_MAX_AGE_SECONDS = env_int("VIDEO_URL_MAX_AGE_SECONDS", 6 * 3600, minim
 INPUT_URL_MAX_AGE_SECONDS = env_int("INPUT_URL_MAX_AGE_SECONDS", 48 * 3600, minimum=24 * 3600)
 # Uploads nobody has used for this long are removed by the sweeper.
 UPLOAD_UNUSED_DAYS = env_int("UPLOAD_UNUSED_DAYS", 30, minimum=1)
+# Webhooks to users' servers (CONTRACT §4c): private, loopback and link-local addresses are
+# refused unless this is on (`make run` and the tests turn it on; never in production).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env_bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", False)
+# The contract's "no answer in 10 s": a whole try, connection to last header, is cut off then.
+WEBHOOK_TIMEOUT_SECONDS = 10.0
 
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")

@@ -1,3 +1,4 @@
+import base64
 import json
 
 import pytest
@@ -39,10 +40,21 @@ def test_inactive_users_token_is_401(alice):
     assert_401(ApiClient(plaintext).get("/api/v1/account"))
 
 
-def test_account_shows_username_and_balance(alice_api):
+def test_account_shows_username_balance_spend_limit_and_webhook_secret(alice_api):
     response = alice_api.get("/api/v1/account")
     assert response.status_code == 200
-    assert response.json() == {"username": "alice", "balance_cents": 10_000}
+    body = response.json()
+    secret = body.pop("webhook_secret")
+    assert body == {
+        "username": "alice",
+        "balance_cents": 10_000,
+        "monthly_spend_limit_cents": None,
+        "spent_this_month_cents": 0,
+    }
+    # Standard Webhooks' form: "whsec_" and the padded standard base64 of at least 24 random bytes.
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) >= 24
+    assert alice_api.get("/api/v1/account").json()["webhook_secret"] == secret  # made once, kept
 
 
 def test_wrong_method_gets_the_error_shape(alice_api):
@@ -107,7 +119,8 @@ def test_a_logged_in_session_cannot_act_on_the_api(alice, settings):
 
 def test_a_method_a_path_lacks_is_405_with_allow_in_the_error_shape(alice_api):
     for method, path, allowed in [
-        ("post", "/api/v1/account", "GET"),
+        ("post", "/api/v1/account", "GET, PATCH"),
+        ("get", "/api/v1/generations/00000000-0000-0000-0000-000000000000/cancel", "POST"),
         ("delete", "/api/v1/generations", "GET, POST"),
         ("put", "/api/v1/generations/00000000-0000-0000-0000-000000000000", "GET"),
         ("get", "/api/v1/checkout", "POST"),

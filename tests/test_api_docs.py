@@ -75,7 +75,8 @@ def test_the_curl_example_works_as_pasted(live_server, settings):
     result = subprocess.run(["bash", "-c", example], capture_output=True, text=True, timeout=30)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith('{"username": "alice", "balance_cents": 10000}{"id": "')
+    assert result.stdout.startswith('{"username": "alice", "balance_cents": 10000, ')
+    assert '}{"id": "' in result.stdout
     generation = Generation.objects.get()
     assert (generation.user.username, generation.mode, generation.idempotency_key) == (
         "alice",

@@ -337,7 +337,8 @@ def test_the_status_fragment_is_204_until_something_changes(alice):
     assert response.status_code == 200
     html = text(response)
     assert 'hx-trigger="every 2s"' in html and "?seen=running" in html
-    assert "hx-swap-oob" not in html  # nothing else changes until it finishes
+    # Started: only the actions change (their Cancel button goes); the rest waits for the end.
+    assert html.count("hx-swap-oob") == 1 and 'id="actions"' in html and "/cancel/" not in html
 
 
 def test_a_finished_generation_stops_polling_and_swaps_in_the_player(alice):

@@ -363,6 +363,7 @@ CSRF_EXEMPT = {
     "/api/v1/checkout",
     "/api/v1/generations",
     "/api/v1/generations/x",
+    "/api/v1/generations/x/cancel",
     "/api/v1/pricing",
     "/api/v1/uploads",
     "/api/v1/uploads/x",

@@ -50,6 +50,8 @@ def _stop(children: list[tuple[str, subprocess.Popen]]) -> None:
 def main() -> int:
     env = dict(os.environ)
     env.setdefault("DJANGO_DEBUG", "1")
+    # On one machine, a webhook receiver to try things with runs on the loopback (CONTRACT §4c).
+    env.setdefault("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "1")
     python = sys.executable
     children: list[tuple[str, subprocess.Popen]] = []
     redis_process = None

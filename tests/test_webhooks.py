@@ -1,0 +1,371 @@
+"""Webhooks to users' own servers (CONTRACT §4c): a real receiver on the loopback, a real RQ worker
+on real Redis, and signatures checked with the Standard Webhooks library itself, as a user's
+receiver would check them."""
+
+import json
+import socket
+import time
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.test import Client
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from accounts.audit import audit_mismatches
+from accounts.models import CreditEntry
+from accounts.preferences import account_settings_for, webhook_secret_rotate
+from generations import jobs
+from generations.models import Generation, WebhookAttempt, WebhookDelivery
+from generations.services import (
+    generation_claim_fetch,
+    generation_claim_submit,
+    generation_create,
+    generation_fail,
+    generation_mark_running,
+    generation_succeed,
+)
+from generations.user_webhooks import RETRY_DELAYS, deliveries_resume, webhook_deliver
+from tests.conftest import api_for, make_user, run_jobs
+from tests.webhook_receiver import Receiver
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def webhook_settings(settings):
+    settings.SHORTAPI_KEY = "configured"
+    settings.SHORTAPI_BASE_URL = "http://127.0.0.1:9"  # these tests end generations by hand
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True  # the receiver is on the loopback
+    settings.WEBHOOK_TIMEOUT_SECONDS = 2.0
+
+
+@pytest.fixture
+def receiver():
+    receiver = Receiver()
+    yield receiver
+    receiver.stop()
+
+
+def fake_dns(monkeypatch, answers: dict[str, str | Exception]) -> None:
+    """Names this test controls; every other name goes to the real resolver."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in answers:
+            answer = answers[host]
+            if isinstance(answer, Exception):
+                raise answer
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (answer, port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def started(user, webhook_url: str, prompt: str = "A heron lands on a misty lake") -> Generation:
+    """A generation the video service has: the submit job queued for it finds nothing to do."""
+    generation, _ = generation_create(
+        user=user, prompt=prompt, mode="std", duration=5, aspect_ratio="16:9", webhook_url=webhook_url
+    )
+    assert generation_claim_submit(generation_id=generation.pk)
+    job_id = f"job-{generation.pk}"
+    assert generation_mark_running(generation_id=generation.pk, job_id=job_id, first_poll_in=60)
+    return generation
+
+
+def succeed(generation: Generation) -> None:
+    assert generation_claim_fetch(
+        generation_id=generation.pk, result_url="https://cdn.example/v.mp4", upstream_status=2
+    )
+    stored = "videos/2026/11/v.mp4"
+    assert generation_succeed(generation_id=generation.pk, video_name=stored, video_bytes=1234)
+
+
+def delivery_of(generation: Generation) -> WebhookDelivery:
+    return WebhookDelivery.objects.get(generation=generation)
+
+
+def test_a_refused_delivery_is_retried_with_the_same_webhook_id_and_both_tries_verify(receiver):
+    receiver.statuses = [500, 204]
+    alice = make_user("alice", 10_000)
+    secret = account_settings_for(user=alice).webhook_secret
+    generation = started(alice, receiver.url)
+    succeed(generation)
+
+    run_jobs(lambda: len(receiver.requests) == 1)
+    delivery = delivery_of(generation)
+    first = WebhookAttempt.objects.get(delivery=delivery)
+    assert (first.status_code, first.error) == (500, "answered HTTP 500")
+    assert delivery.state == "pending" and delivery.last_status_code == 500
+    # The first retry comes within a minute.
+    wait = (delivery.next_attempt_at - first.attempted_at).total_seconds()
+    assert 0 < wait <= 60 and wait >= RETRY_DELAYS[0] - 1
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=RETRY_DELAYS[0] + 1), tick=True):
+        run_jobs(lambda: delivery_of(generation).state == "delivered")
+        # Verified as a receiver would, with the library and the account's secret, each try.
+        bodies = [Webhook(secret).verify(r.body, r.headers) for r in receiver.requests]
+
+    assert len(receiver.requests) == 2
+    ids = {r.headers["webhook-id"] for r in receiver.requests}
+    assert len(ids) == 1 and ids == {delivery.webhook_id} and delivery.webhook_id.startswith("msg_")
+    assert all(r.headers["Content-Type"] == "application/json" for r in receiver.requests)
+    assert all(r.path == "/hooks/seedance" for r in receiver.requests)
+    # The body is the generation object, exactly as the API shows it.
+    api = api_for(alice).get(f"/api/v1/generations/{generation.pk}").json()
+    for body in bodies:
+        assert set(body) == set(api)
+        assert {k: v for k, v in body.items() if k != "video_url"} == {
+            k: v for k, v in api.items() if k != "video_url"
+        }
+        assert body["status"] == "succeeded" and body["webhook_url"] == receiver.url
+        assert body["video_url"].startswith("http")
+    attempts = list(WebhookAttempt.objects.filter(delivery=delivery).order_by("attempted_at"))
+    assert [(a.status_code, a.error) for a in attempts] == [(500, "answered HTTP 500"), (204, "")]
+    assert all(a.duration_ms < 2000 for a in attempts)
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempt_count, delivery.next_attempt_at) == ("delivered", 2, None)
+    assert delivery.delivered_at is not None
+
+    # A job queued twice (or the sweeper's) finds nothing due: no third request.
+    jobs.deliver_webhook(delivery.pk)
+    assert len(receiver.requests) == 2
+
+
+def test_a_tampered_body_or_another_secret_does_not_verify(receiver):
+    alice = make_user("alice", 10_000)
+    bob = make_user("bob")
+    generation = started(alice, receiver.url)
+    succeed(generation)
+    run_jobs(lambda: delivery_of(generation).state == "delivered")
+    (request,) = receiver.requests
+    with pytest.raises(WebhookVerificationError):
+        Webhook(account_settings_for(user=bob).webhook_secret).verify(request.body, request.headers)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(account_settings_for(user=alice).webhook_secret).verify(
+            request.body.replace(b"succeeded", b"failed"), request.headers
+        )
+
+
+def test_every_way_a_generation_ends_sends_one_webhook(receiver, settings):
+    """Succeeded, failed upstream, cancelled by its owner, failed by the sweeper: one delivery each,
+    from the one place a status ends."""
+    alice = make_user("alice", 10_000)
+    api = api_for(alice)
+    ok = started(alice, receiver.url, "ok")
+    upstream = started(alice, receiver.url, "upstream")
+    cancelled = api.post("/api/v1/generations", {"prompt": "cancelled", "webhook_url": receiver.url}).json()
+    swept = started(alice, receiver.url, "swept")
+    no_hook = started(alice, "", "no hook")
+
+    succeed(ok)
+    assert generation_fail(generation_id=upstream.pk, error="It failed.", failure_class="upstream_failed")
+    assert api.post(f"/api/v1/generations/{cancelled['id']}/cancel").status_code == 200
+    Generation.objects.filter(pk=swept.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
+    jobs.reconcile()  # queues a poll, which fails it at its deadline
+    # Ending twice is not ending again: the claim fails, and nothing more is sent.
+    assert not generation_fail(generation_id=upstream.pk, error="Again.", failure_class="upstream_failed")
+
+    run_jobs(lambda: len(receiver.requests) == 4 and Generation.objects.get(pk=swept.pk).is_finished)
+    run_jobs()
+    assert WebhookDelivery.objects.count() == 4
+    assert not WebhookDelivery.objects.filter(generation=no_hook).exists()
+    secret = account_settings_for(user=alice).webhook_secret
+    seen = {}
+    for request in receiver.requests:
+        body = Webhook(secret).verify(request.body, request.headers)
+        seen[body["prompt"]] = (body["status"], body["error"])
+    assert seen["ok"] == ("succeeded", None)
+    assert seen["upstream"] == ("failed", "It failed.")
+    assert seen["cancelled"] == ("failed", "Cancelled by you")
+    assert seen["swept"][0] == "failed" and "too long" in seen["swept"][1]
+    assert set(WebhookDelivery.objects.values_list("event", flat=True)) == {
+        "generation.succeeded",
+        "generation.failed",
+    }
+    assert audit_mismatches() == []
+
+
+@pytest.mark.parametrize("trickle", [False, True], ids=["silent", "a-byte-at-a-time"])
+def test_a_slow_receiver_does_not_hold_the_worker_past_the_timeout(receiver, settings, trickle):
+    """Silent for 6 s, or sending its answer a byte every 0.2 s for 6 s (so that no single read
+    waits long enough for a read timeout): either way the try ends at the timeout."""
+    settings.WEBHOOK_TIMEOUT_SECONDS = 1.0
+    receiver.delay = 6.0
+    receiver.trickle = trickle
+    alice = make_user("alice", 10_000)
+    generation = started(alice, receiver.url)
+    succeed(generation)
+
+    began = time.monotonic()
+    run_jobs(lambda: WebhookAttempt.objects.exists())
+    assert time.monotonic() - began < 3.0  # the receiver would have taken 6 s
+
+    attempt = WebhookAttempt.objects.get()
+    assert (attempt.status_code, attempt.error) == (None, "no answer within 1 s")
+    assert 900 <= attempt.duration_ms < 2500
+    delivery = delivery_of(generation)
+    assert delivery.state == "pending" and delivery.next_attempt_at > timezone.now()  # tried again later
+
+
+def test_a_private_address_is_refused_at_submit_and_an_unresolvable_one_accepted(monkeypatch, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    fake_dns(
+        monkeypatch,
+        {
+            "hooks.example.com": "93.184.216.34",
+            "intranet.example.com": "10.1.2.3",
+            "metadata.example.com": "169.254.169.254",
+            "not-yet.example.com": socket.gaierror(socket.EAI_NONAME, "Name or service not known"),
+        },
+    )
+    alice = make_user("alice", 10_000)
+    api = api_for(alice)
+
+    for url in (
+        "http://127.0.0.1:8000/hook",
+        "http://localhost/hook",
+        "https://intranet.example.com/hook",
+        "http://metadata.example.com/latest",
+        "http://[::1]/hook",
+    ):
+        response = api.post("/api/v1/generations", {"prompt": "a fox", "webhook_url": url})
+        assert response.status_code == 400, url
+        error = response.json()["error"]
+        assert error["code"] == "invalid_request" and list(error["fields"]) == ["webhook_url"], url
+        assert "public address" in error["fields"]["webhook_url"][0]
+    for url, problem in (
+        ("ftp://hooks.example.com/x", "http:// or https://"),
+        ("hooks.example.com/x", "http:// or https://"),
+        ("https://" + "a" * 2000 + ".com/", "at most 2,000 characters"),
+    ):
+        response = api.post("/api/v1/generations", {"prompt": "a fox", "webhook_url": url})
+        assert response.status_code == 400 and problem in response.json()["error"]["fields"]["webhook_url"][0]
+    response = api.post("/api/v1/generations", {"prompt": "a fox", "webhook_url": 5})
+    assert response.status_code == 400 and "webhook_url" in response.json()["error"]["fields"]
+    # Nothing was held or stored for any of them.
+    assert not Generation.objects.exists()
+    assert CreditEntry.objects.filter(user=alice).count() == 1  # the test grant
+
+    for url in ("https://hooks.example.com/seedance?x=1", "https://not-yet.example.com/hook"):
+        response = api.post("/api/v1/generations", {"prompt": "a fox", "webhook_url": url})
+        assert response.status_code == 201, response.content
+        assert response.json()["webhook_url"] == url
+    response = api.post("/api/v1/generations", {"prompt": "a fox", "webhook_url": None})
+    assert response.json()["webhook_url"] is None
+
+
+def test_an_address_that_turned_private_since_submit_is_refused_at_delivery(receiver, monkeypatch, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    port = receiver.server.server_address[1]
+    answers: dict[str, str | Exception] = {"hooks.example.com": "93.184.216.34"}
+    fake_dns(monkeypatch, answers)
+    alice = make_user("alice", 10_000)
+    generation = started(alice, f"http://hooks.example.com:{port}/hook")
+    answers["hooks.example.com"] = "127.0.0.1"  # the DNS answer changed: now the loopback
+    succeed(generation)
+
+    run_jobs(lambda: WebhookAttempt.objects.exists())
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code is None
+    assert attempt.error.startswith("refused:") and "127.0.0.1" in attempt.error
+    assert receiver.requests == []  # nothing reached it
+    assert delivery_of(generation).state == "pending"  # the DNS may change back: tried again later
+
+
+def test_a_redirect_is_not_followed(receiver):
+    receiver.statuses = [301]
+    receiver.location = "http://127.0.0.1:1/elsewhere"
+    alice = make_user("alice", 10_000)
+    generation = started(alice, receiver.url)
+    succeed(generation)
+    run_jobs(lambda: WebhookAttempt.objects.exists())
+    attempt = WebhookAttempt.objects.get()
+    assert attempt.status_code == 301 and "not followed" in attempt.error
+    assert len(receiver.requests) == 1
+    assert delivery_of(generation).state == "pending"
+
+
+def test_after_a_rotation_both_secrets_sign_for_a_day_then_only_the_new_one(receiver):
+    alice = make_user("alice", 10_000)
+    old = account_settings_for(user=alice).webhook_secret
+    new = webhook_secret_rotate(user=alice).webhook_secret
+    assert new != old and new.startswith("whsec_")
+    first = started(alice, receiver.url, "during the overlap")
+    later = started(alice, receiver.url, "after the overlap")
+
+    succeed(first)
+    run_jobs(lambda: len(receiver.requests) == 1)
+    request = receiver.requests[0]
+    signatures = request.headers["webhook-signature"].split(" ")
+    assert len(signatures) == 2 and all(s.startswith("v1,") for s in signatures)
+    # A receiver that still has the old secret, and one that has the new, both accept it.
+    assert Webhook(old).verify(request.body, request.headers)["prompt"] == "during the overlap"
+    assert Webhook(new).verify(request.body, request.headers)["prompt"] == "during the overlap"
+
+    with time_machine.travel(timezone.now() + timedelta(hours=24, minutes=1), tick=True):
+        succeed(later)
+        run_jobs(lambda: len(receiver.requests) == 2)
+        request = receiver.requests[1]
+        assert len(request.headers["webhook-signature"].split(" ")) == 1
+        assert Webhook(new).verify(request.body, request.headers)["prompt"] == "after the overlap"
+        with pytest.raises(WebhookVerificationError):
+            Webhook(old).verify(request.body, request.headers)
+
+
+def test_a_failed_delivery_can_be_sent_again_from_the_account_page(receiver):
+    receiver.statuses = [503, 200]
+    alice = make_user("alice", 10_000)
+    generation = started(alice, receiver.url)
+    succeed(generation)
+    delivery = delivery_of(generation)
+    # Its last try of the round: one more failure and it gives up.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(round_attempts=len(RETRY_DELAYS))
+    run_jobs(lambda: delivery_of(generation).state == "failed")
+    assert WebhookDelivery.objects.get(pk=delivery.pk).next_attempt_at is None
+
+    page = Client()
+    page.force_login(alice)
+    html = page.get("/accounts/").content.decode()
+    assert "Failed" in html and f"/accounts/webhooks/deliveries/{delivery.pk}/resend/" in html
+    assert "answered HTTP 503" in html
+
+    response = page.post(f"/accounts/webhooks/deliveries/{delivery.pk}/resend/")
+    assert response.status_code == 302
+    run_jobs(lambda: delivery_of(generation).state == "delivered")
+    assert [r.headers["webhook-id"] for r in receiver.requests] == [delivery.webhook_id] * 2
+    assert "Delivered" in page.get("/accounts/").content.decode()
+    # Delivered: nothing to send again. Another user's delivery: not found.
+    page.post(f"/accounts/webhooks/deliveries/{delivery.pk}/resend/")
+    run_jobs()
+    assert len(receiver.requests) == 2
+    other = Client()
+    other.force_login(make_user("bob"))
+    assert other.post(f"/accounts/webhooks/deliveries/{delivery.pk}/resend/").status_code == 404
+
+
+def test_the_sweeper_queues_again_a_delivery_whose_job_was_lost(receiver):
+    import django_rq
+
+    alice = make_user("alice", 10_000)
+    generation = started(alice, receiver.url)
+    succeed(generation)
+    django_rq.get_queue("default").empty()  # Redis lost the job
+    assert deliveries_resume() == []  # not overdue yet
+    with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=True):
+        assert len(deliveries_resume()) == 1
+        run_jobs(lambda: delivery_of(generation).state == "delivered")
+    assert len(receiver.requests) == 1
+
+
+def test_a_try_is_a_claim_so_two_jobs_for_one_delivery_send_once(receiver):
+    alice = make_user("alice", 10_000)
+    generation = started(alice, receiver.url)
+    succeed(generation)
+    delivery = delivery_of(generation)
+    assert webhook_deliver(delivery_id=delivery.pk) == "delivered"
+    assert webhook_deliver(delivery_id=delivery.pk) is None
+    run_jobs()
+    assert len(receiver.requests) == 1
+    assert json.loads(receiver.requests[0].body)["id"] == str(generation.pk)

@@ -1,5 +1,6 @@
 """Seedance Studio settings: every value comes from the environment (CONTRACT §2)."""
 
+import os
 import secrets
 from pathlib import Path
 
@@ -173,6 +174,11 @@ if EMAIL_HOST:
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
 else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# Or an email service's HTTP API through django-anymail, named in full
+# (EMAIL_BACKEND=anymail.backends.postmark.EmailBackend), with its settings as ANYMAIL_<SETTING>
+# variables (ANYMAIL_POSTMARK_SERVER_TOKEN=...), which anymail reads without the prefix.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or EMAIL_BACKEND
+ANYMAIL = {key.removeprefix("ANYMAIL_"): value for key, value in os.environ.items() if key[:8] == "ANYMAIL_"}
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Seedance Studio <noreply@localhost>")
 
 # --- i18n, static, media ----------------------------------------------------------------

@@ -74,9 +74,15 @@ class ApiClient:
         return self.client.get(path, headers={**self.headers, **kwargs.pop("headers", {})}, **kwargs)
 
     def post(self, path: str, data: object = None, **kwargs):
+        return self._send("post", path, data, **kwargs)
+
+    def patch(self, path: str, data: object = None, **kwargs):
+        return self._send("patch", path, data, **kwargs)
+
+    def _send(self, method: str, path: str, data: object = None, **kwargs):
         import json
 
-        return self.client.post(
+        return getattr(self.client, method)(
             path,
             data=json.dumps(data if data is not None else {}),
             content_type="application/json",

@@ -189,6 +189,98 @@ def test_a_new_user_signs_up_generates_watches_it_arrive_and_shares_it(
     page.close()
 
 
+# Desktop notifications the page shows, recorded (headless Chromium has no desktop to show them on).
+RECORD_NOTIFICATIONS = """
+window.__notes = [];
+window.Notification = class {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notes.push({title: title, body: (options || {}).body}); }
+  close() {}
+};
+"""
+
+
+def test_a_gallery_tile_turns_ready_without_a_reload_and_the_tab_says_so(
+    pipeline, live_server, browser, settings
+):
+    """The gallery's unfinished tiles follow their videos; when one finishes the tab title changes
+    and, with permission given, a desktop notification appears. Then the account page shows the
+    webhook it sent, the spend limit and the notification settings (screenshots of both pages)."""
+    from accounts.preferences import account_set_email_preferences, account_set_spend_limit
+    from tests.webhook_receiver import Receiver
+
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    receiver = Receiver(statuses=[500])
+    alice = make_user("alice", 10_000)
+    account_set_spend_limit(user=alice, limit_cents=5_000)
+    account_set_email_preferences(user=alice, email_on_finish=True, low_balance_email_cents=500)
+    base = live_server.url
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(RECORD_NOTIFICATIONS)
+    page = context.new_page()
+    log_in(page, base, "alice")
+    heron, _ = generation_create(
+        user=alice,
+        prompt="A grey heron lifts off a misty lake at dawn",
+        mode="fast",
+        duration=4,
+        aspect_ratio="16:9",
+        webhook_url=receiver.url,
+    )
+    waiting, _ = generation_create(
+        user=alice,
+        prompt="Neon rain on a Tokyo street at night",
+        mode="fast",
+        duration=4,
+        aspect_ratio="9:16",
+    )
+    Generation.objects.filter(pk=waiting.pk).update(prompt="Neon rain on a Tokyo street at night [sim:never]")
+    page.goto(f"{base}/gallery/")
+    tile = f"#tile-{heron.pk}"
+    assert page.get_attribute(tile, "data-status") == "queued"
+    assert page.locator(f"{tile} .status-badge").inner_text() == "Queued"
+    assert page.locator(f"{tile} form.tile-cancel button").is_visible()
+    title = page.title()
+    page.evaluate("window.__sameDocument = true")  # gone if anything reloads the page
+
+    run_jobs(lambda: status_of(heron.pk) == "succeeded")
+    page.wait_for_selector(f"{tile}[data-status=succeeded]", timeout=15_000)
+    assert page.evaluate("window.__sameDocument") is True
+    assert page.locator(f"{tile} .status-badge").inner_text() == "Ready"
+    assert page.get_attribute(tile, "hx-trigger") is None  # it stopped polling
+    assert page.locator(f"{tile} form.tile-cancel").count() == 0
+    # The other tile is still waiting, and still polling.
+    assert page.get_attribute(f"#tile-{waiting.pk}", "hx-trigger") == "every 3s"
+    page.wait_for_function("document.title.startsWith('\u2713 Video ready')", timeout=15_000)
+    assert page.title() == f"\u2713 Video ready \u00b7 {title}"
+    notes = page.evaluate("window.__notes")
+    assert notes == [{"title": "Your video is ready", "body": "A grey heron lifts off a misty lake at dawn"}]
+    run_jobs(lambda: len(receiver.requests) >= 1)  # the webhook (answered 500: retrying)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "gallery-live-desktop.png"), full_page=True, animations="disabled")
+
+    page.goto(f"{base}/accounts/")
+    page.click("summary:has-text('Reveal the signing secret')")
+    assert page.input_value("#webhook-secret").startswith("whsec_")
+    assert page.locator("table.deliveries").inner_text().count("Retrying") == 1
+    assert "answered HTTP 500" in page.locator("table.deliveries").inner_text()
+    assert page.input_value("#id_limit") == "50.00"
+    assert page.is_checked("#id_email_on_finish") and page.input_value("#id_low_balance_dollars") == "5.00"
+    page.screenshot(
+        path=str(SCREENSHOTS / "account-desktop-webhooks.png"), full_page=True, animations="disabled"
+    )
+    # Rotate: the page says both secrets sign for a day.
+    old = page.input_value("#webhook-secret")
+    page.click("summary:has-text('Rotate')")
+    page.click("button:has-text('Make a new secret')")
+    page.wait_for_selector(".message:has-text('For the next 24 hours')")
+    page.click("summary:has-text('Reveal the signing secret')")
+    assert page.input_value("#webhook-secret") not in (old, "")
+    context.close()
+    receiver.stop()
+
+
 def test_without_javascript_the_form_still_generates(live_server, browser, settings):
     settings.SHORTAPI_KEY = "x"  # nothing runs the job: this is about the form
     make_user("erin", 500)

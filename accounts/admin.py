@@ -5,7 +5,7 @@ from django.contrib.auth.forms import AdminUserCreationForm
 from django.forms.models import BaseInlineFormSet
 from django.template.response import TemplateResponse
 
-from accounts.models import ApiToken, CreditEntry, StripeEvent, TopUp, User
+from accounts.models import ApiToken, CreditEntry, EmailNotice, StripeEvent, TopUp, User
 
 
 class RecentFirstFormSet(BaseInlineFormSet):
@@ -203,3 +203,19 @@ class StripeEventAdmin(admin.ModelAdmin):
                 self.message_user(request, str(exc), level=messages.ERROR)
             else:
                 self.message_user(request, f"{event.stripe_id}: {event.state}. {event.error}".strip())
+
+
+@admin.register(EmailNotice)
+class EmailNoticeAdmin(admin.ModelAdmin):
+    """Emails people asked for (a video ready or failed, a low balance): what was sent, when."""
+
+    list_display = ("to_email", "kind", "state", "attempts", "created_at", "sent_at")
+    list_filter = ("state", "kind", "created_at")
+    search_fields = ("to_email", "user__username", "key", "subject")
+    readonly_fields = [f.name for f in EmailNotice._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

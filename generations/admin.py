@@ -3,7 +3,14 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from generations.models import Generation, GenerationInput, OperatorAction, Upload
+from generations.models import (
+    Generation,
+    GenerationInput,
+    OperatorAction,
+    Upload,
+    WebhookAttempt,
+    WebhookDelivery,
+)
 from generations.operations import generation_fail_and_refund, generation_poll_now, generation_retry_submit
 
 
@@ -142,4 +149,32 @@ class OperatorActionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: OperatorAction | None = None) -> bool:
+        return False
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ("attempted_at", "status_code", "error", "duration_ms")
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """What was sent to users' own servers, and what came back: for support, read-only (the owner
+    sends a failed one again from their account page)."""
+
+    list_display = ("webhook_id", "user", "event", "state", "attempt_count", "last_status_code", "created_at")
+    list_filter = ("state", "event", "created_at")
+    search_fields = ("=webhook_id", "=generation__id", "user__username", "url")
+    list_select_related = ("user",)
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    inlines = [WebhookAttemptInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: WebhookDelivery | None = None) -> bool:
         return False

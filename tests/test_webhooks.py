@@ -3,7 +3,10 @@ on real Redis, and signatures checked with the Standard Webhooks library itself,
 receiver would check them."""
 
 import json
+import re
 import socket
+import subprocess
+import sys
 import time
 from datetime import timedelta
 
@@ -27,7 +30,7 @@ from generations.services import (
     generation_succeed,
 )
 from generations.user_webhooks import RETRY_DELAYS, deliveries_resume, webhook_deliver
-from tests.conftest import api_for, make_user, run_jobs
+from tests.conftest import ROOT, api_for, make_user, run_jobs
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -369,3 +372,58 @@ def test_a_try_is_a_claim_so_two_jobs_for_one_delivery_send_once(receiver):
     run_jobs()
     assert len(receiver.requests) == 1
     assert json.loads(receiver.requests[0].body)["id"] == str(generation.pk)
+
+
+def test_the_readme_receiver_verifies_a_real_delivery():
+    """The ten-line receiver in the README, run as written (the secret and port filled in)."""
+    readme = (ROOT / "README.md").read_text()
+    code = re.search(r"<!-- receiver -->\n```python\n(.*?)```", readme, re.S)[1]
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    alice = make_user("alice", 10_000)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = code.replace('"whsec_..."', repr(account_settings_for(user=alice).webhook_secret))
+    code = code.replace('HTTPServer(("", 8080)', f'HTTPServer(("127.0.0.1", {port})')
+    server = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # until it listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, server.stderr
+                time.sleep(0.05)
+        generation = started(alice, f"http://127.0.0.1:{port}/")
+        succeed(generation)
+        run_jobs(lambda: delivery_of(generation).attempt_count == 1)
+        assert delivery_of(generation).state == "delivered"
+    finally:
+        server.terminate()
+        out, _ = server.communicate(timeout=10)
+    webhook_id, status, video_url = out.split()
+    assert (webhook_id, status) == (delivery_of(generation).webhook_id, "succeeded")
+    assert video_url.startswith("http") and "/videos/" in video_url
+
+
+def test_the_generate_page_takes_a_webhook_url_under_advanced(receiver, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = False
+    alice = make_user("alice", 10_000)
+    client = Client()
+    client.force_login(alice)
+    page = client.get("/generate/").content.decode()
+    assert "<summary>Advanced</summary>" in page and 'name="webhook_url"' in page
+    form = {"prompt": "A fox", "mode": "std", "duration": "5", "aspect_ratio": "16:9", "idempotency_key": "k"}
+    response = client.post("/generate/", {**form, "webhook_url": receiver.url})
+    html = response.content.decode()
+    assert response.status_code == 200 and "must point to a public address" in html
+    assert '<details class="advanced" open>' in html  # the error is not hidden
+    assert not Generation.objects.exists()
+    settings.WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+    response = client.post("/generate/", {**form, "webhook_url": receiver.url})
+    assert response.status_code == 302
+    assert Generation.objects.get().webhook_url == receiver.url
+    assert receiver.url in client.get(response["Location"]).content.decode()

@@ -618,6 +618,7 @@ def generation_tile(request: HttpRequest, generation_id: uuid.UUID) -> HttpRespo
 
 
 WATCH_MAX = 10
+WATCH_SETTLE = timedelta(seconds=2)
 
 
 def generations_watch(request: HttpRequest) -> HttpResponse:
@@ -628,10 +629,13 @@ def generations_watch(request: HttpRequest) -> HttpResponse:
         return JsonResponse({"error": "Log in to follow your videos."}, status=401)
     now = timezone.now()
     since = _parse_since(request.GET.get("since"), default=now)
+    # A generation's finished_at is stamped a moment before its transaction commits, so the newest
+    # seconds wait for the next question: asking up to `now` could miss one that commits just after.
+    upto = max(since, now - WATCH_SETTLE)
     mine = generations_for_user(user=request.user)
-    finished = mine.filter(finished_at__gt=since, finished_at__lte=now).order_by("-finished_at")
+    finished = mine.filter(finished_at__gt=since, finished_at__lte=upto).order_by("-finished_at")
     answer = {
-        "now": now.isoformat(),
+        "now": upto.isoformat(),
         "active": mine.filter(status__in=Generation.ACTIVE).count(),
         "finished": [
             {
@@ -655,8 +659,9 @@ def _parse_since(raw: str | None, *, default: datetime) -> datetime:
         return default
     if since.tzinfo is None:
         return default
-    # Never further back than an hour: a tab left asleep for a day need not hear of everything.
-    return max(since, default - timedelta(hours=1))
+    # Never further back than an hour (a tab left asleep for a day need not hear of everything),
+    # nor ahead of the server's own clock.
+    return min(max(since, default - timedelta(hours=1)), default)
 
 
 def _page(request: HttpRequest, queryset) -> Page:

@@ -6,6 +6,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
@@ -673,3 +674,57 @@ def test_a_crafted_idempotency_key_with_a_nul_is_ignored_not_a_crash(alice, sett
     )
     assert response.status_code == 302
     assert Generation.objects.get().idempotency_key is None
+
+
+# --- Live news: the gallery's tiles and any page's "a video finished" --------------------------
+
+
+def test_an_unfinished_tile_polls_and_answers_204_until_its_video_changes(alice, bob):
+    running = make_generation(alice, status=Status.RUNNING)
+    client = client_for(alice)
+    gallery = text(client.get("/gallery/"))
+    assert f'hx-get="/generations/{running.pk}/tile/?seen=running"' in gallery
+    url = f"/generations/{running.pk}/tile/"
+    assert client.get(url + "?seen=running").status_code == 204
+    Generation.objects.filter(pk=running.pk).update(status=Status.SUCCEEDED, finished_at=timezone.now())
+    html = text(client.get(url + "?seen=running"))
+    assert f'id="tile-{running.pk}"' in html and 'data-status="succeeded"' in html
+    assert "hx-trigger" not in html and ">Ready<" in html
+    # Gone, another user's, or logged out: 286 tells htmx to stop polling.
+    assert client_for(bob).get(url + "?seen=running").status_code == 286
+    assert Client().get(url + "?seen=running").status_code == 286
+    # Finished tiles, and other people's on Explore, never poll.
+    assert "hx-trigger" not in text(client.get("/gallery/"))
+
+
+def test_the_watch_tells_each_finished_video_once(alice, bob):
+    start = timezone.now()
+    client = client_for(alice)
+    assert Client().get("/generations/watch/").status_code == 401
+    running = make_generation(alice, status=Status.RUNNING)
+    make_generation(bob, status=Status.SUCCEEDED)  # someone else's: never told
+    with time_machine.travel(start + timedelta(seconds=10), tick=False):
+        first = client.get("/generations/watch/", {"since": start.isoformat()}).json()
+    assert (first["active"], first["finished"]) == (1, [])
+
+    finished_at = start + timedelta(seconds=12)
+    Generation.objects.filter(pk=running.pk).update(status=Status.SUCCEEDED, finished_at=finished_at)
+    with time_machine.travel(start + timedelta(seconds=13), tick=False):
+        # Finished a second ago: its transaction may still be committing, so it waits a poll.
+        settling = client.get("/generations/watch/", {"since": first["now"]}).json()
+    assert settling["finished"] == []
+    with time_machine.travel(start + timedelta(seconds=20), tick=False):
+        second = client.get("/generations/watch/", {"since": settling["now"]}).json()
+    assert second["active"] == 0
+    assert second["finished"] == [
+        {
+            "id": str(running.pk),
+            "status": "succeeded",
+            "prompt": running.prompt,
+            "url": f"/generations/{running.pk}/",
+        }
+    ]
+    with time_machine.travel(start + timedelta(seconds=30), tick=False):
+        assert client.get("/generations/watch/", {"since": second["now"]}).json()["finished"] == []
+        # A since that makes no sense is "from now".
+        assert client.get("/generations/watch/", {"since": "yesterday"}).json()["finished"] == []

@@ -174,6 +174,7 @@ class GenerationForm(forms.Form):
             images=tuple(images), video=video, audios=tuple(audios), first_last_frame=first_last
         )
         return data
+
     webhook_url = forms.CharField(
         required=False,
         strip=True,

@@ -600,6 +600,8 @@ def _tile_inputs(generation: Generation) -> list[dict]:
             }
         )
     return items[:4]
+
+
 def generation_tile(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     """The gallery tile an unfinished video polls, as the generation page polls its status: 204
     while nothing has changed; the new tile once it has (with no trigger once finished, so the

@@ -1,5 +1,5 @@
 """Writes about who you are: accounts, sign-up and its email check, sessions and API tokens
-(money lives in accounts.credits)."""
+(money lives in accounts.billing)."""
 
 import hashlib
 import logging
@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from accounts.credits import credits_grant
+from accounts.billing.ledger import credits_grant
 from accounts.models import ApiToken, User
 
 logger = logging.getLogger(__name__)

@@ -369,7 +369,7 @@ def seed_users(n: int, credits: int) -> list[Account]:
     from django.contrib.auth.hashers import make_password
     from django.db import connection
 
-    from accounts.credits import credits_grant
+    from accounts.billing.ledger import credits_grant
     from accounts.models import User
     from accounts.services import api_token_create
 

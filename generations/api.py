@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from accounts.credits import InsufficientCredits
+from accounts.billing.ledger import InsufficientCredits
 from accounts.spending import SpendLimitReached
 from generations import models
 from generations.forms import (

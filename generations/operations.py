@@ -4,7 +4,7 @@ an `OperatorAction` naming who did it."""
 
 from django.db import transaction
 
-from accounts.credits import credits_grant
+from accounts.billing.ledger import credits_grant
 from accounts.models import CreditEntry, User
 from generations.models import Generation, OperatorAction
 from generations.services import enqueue, generation_fail

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from accounts.credits import InsufficientCredits, credits_charge, credits_refund
+from accounts.billing.ledger import InsufficientCredits, credits_charge, credits_refund
 from accounts.models import User
 from accounts.notices import balance_low_notice
 from accounts.spending import SpendLimitReached, spend_limit_check

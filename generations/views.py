@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from accounts.credits import InsufficientCredits
+from accounts.billing.ledger import InsufficientCredits
 from accounts.spending import SpendLimitReached
 from generations.forms import MAX_AUDIOS, MAX_IMAGES, PROMPT_MAX, GenerationForm, idempotency_key_error
 from generations.media import serve_stored

@@ -9,7 +9,7 @@ from seedance_site.admin import queue_urlpatterns
 api.api.add_router("", "generations.api.router")
 api.api.add_router("", "generations.uploads_api.router")
 api.api.add_router("", "accounts.api.router")
-api.api.add_router("", "accounts.billing_api.router")
+api.api.add_router("", "accounts.billing.api.router")
 
 urlpatterns = [
     path("accounts/", include("accounts.urls")),
@@ -20,7 +20,7 @@ urlpatterns = [
     path("admin/overview/", admin_views.overview, name="admin_overview"),
     path("admin/django-rq/", include((queue_urlpatterns(), "django_rq"))),
     path("admin/", admin.site.urls),
-    path("", include("accounts.billing_urls")),
+    path("", include("accounts.billing.urls")),
     path("", include("generations.urls")),
 ]
 

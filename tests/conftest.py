@@ -10,7 +10,7 @@ from django.db import connection
 from django.test import Client
 from rq import SimpleWorker
 
-from accounts.credits import credits_grant
+from accounts.billing.ledger import credits_grant
 from accounts.models import User
 from accounts.services import api_token_create
 

@@ -7,7 +7,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from generations.models import Generation, OperatorAction
 from generations.services import generation_create
@@ -225,7 +225,7 @@ def test_grant_credits_from_the_admin_goes_through_the_ledger(operator, alice, b
 
 
 def test_the_user_page_shows_the_newest_fifty_entries_and_still_saves(operator, alice):
-    from accounts.credits import credits_grant
+    from accounts.billing.ledger import credits_grant
 
     for i in range(60):
         credits_grant(user=alice, amount_cents=1, reason=f"tiny {i}")

@@ -5,7 +5,7 @@ import threading
 import pytest
 from django.db import connections
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from accounts.services import api_token_create
 from generations.models import Generation

@@ -12,9 +12,9 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from accounts.audit import audit_mismatches
-from accounts.billing import topup_create, topup_fulfil
-from accounts.credits import credits_grant
+from accounts.billing.audit import audit_mismatches
+from accounts.billing.ledger import credits_grant
+from accounts.billing.topups import topup_create, topup_fulfil
 from accounts.models import CreditEntry, StripeEvent, TopUp, User
 from tests.conftest import make_user, manage
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`

@@ -2,8 +2,8 @@
 
 import pytest
 
-from accounts.audit import audit_mismatches
-from accounts.billing import topup_create
+from accounts.billing.audit import audit_mismatches
+from accounts.billing.topups import topup_create
 from accounts.models import StripeEvent, TopUp, User
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
     deliver,

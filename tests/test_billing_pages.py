@@ -6,10 +6,10 @@ import re
 import pytest
 from django.test import Client
 
-from accounts import stripe_client
-from accounts.audit import audit_mismatches
-from accounts.billing import topup_create
-from accounts.billing_forms import CustomTopUpForm, TopUpForm
+from accounts.billing import stripe_client
+from accounts.billing.audit import audit_mismatches
+from accounts.billing.forms import CustomTopUpForm, TopUpForm
+from accounts.billing.topups import topup_create
 from accounts.models import TopUp, User
 from tests.conftest import api_for
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`

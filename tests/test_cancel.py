@@ -10,7 +10,7 @@ import pytest
 from django.db import connections
 from django.test import Client
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from generations import jobs
 from generations.models import Generation

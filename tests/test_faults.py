@@ -16,7 +16,7 @@ import time_machine
 from django.db import connection
 from django.utils import timezone
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 from generations.jobs import reconcile
 from generations.models import Generation
 from tests.conftest import ROOT, SIM_KEY, api_for, make_user, run_jobs, test_database_url

@@ -6,7 +6,7 @@ from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.credits import (
+from accounts.billing.ledger import (
     IdempotencyConflict,
     InsufficientCredits,
     credits_charge,

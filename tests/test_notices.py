@@ -10,7 +10,7 @@ from django.core import mail
 from django.test import Client
 from django.utils import timezone
 
-from accounts.credits import credits_grant
+from accounts.billing.ledger import credits_grant
 from accounts.models import AccountSettings, EmailNotice
 from accounts.notices import notice_send, notices_resume
 from accounts.preferences import account_set_email_preferences

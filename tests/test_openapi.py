@@ -380,7 +380,7 @@ def test_requests_the_fuzzer_does_not_make(
 
 def test_every_status_and_error_code_each_operation_can_answer_is_documented() -> None:
     """What the code raises, operation by operation (read from generations/api.py, accounts/api.py
-    and accounts/billing_api.py): the document names each status and, for errors, each code."""
+    and accounts/billing/api.py): the document names each status and, for errors, each code."""
     limited, unauthorized = {"429": ["rate_limited"]}, {"401": ["unauthorized"]}
     body = {"400": ["invalid_request"], "413": ["request_too_large"]}
     expected = {

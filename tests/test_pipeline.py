@@ -16,7 +16,7 @@ from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from generations import jobs, shortapi
 from generations.models import Generation

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from django.test import Client
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from generations.models import Generation, Upload
 from generations.uploads import upload_from_file

@@ -8,7 +8,7 @@ import pytest
 import time_machine
 from django.test import Client
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 from accounts.models import AccountSettings, CreditEntry
 from accounts.preferences import account_set_spend_limit
 from accounts.services import api_token_create

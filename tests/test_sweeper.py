@@ -10,7 +10,7 @@ import time_machine
 from django.core.management import call_command
 from django.utils import timezone
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 from generations import jobs
 from generations.models import Generation
 from generations.services import generation_claim_submit

@@ -16,7 +16,7 @@ from django.test import Client
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from accounts.preferences import account_settings_for, webhook_secret_rotate
 from generations import jobs

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.audit import audit_mismatches
+from accounts.billing.audit import audit_mismatches
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from accounts.credits import credits_grant
+from accounts.billing.ledger import credits_grant
 from accounts.models import User
 
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.credits import InsufficientCredits, credits_grant
+from accounts.billing.ledger import InsufficientCredits, credits_grant
 from accounts.models import User
 
 

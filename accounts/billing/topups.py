@@ -20,8 +20,8 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import stripe_client
-from accounts.credits import InsufficientCredits, credits_take_back, credits_topup
+from accounts.billing import stripe_client
+from accounts.billing.ledger import InsufficientCredits, credits_take_back, credits_topup
 from accounts.models import StripeEvent, TopUp, User
 
 logger = logging.getLogger(__name__)

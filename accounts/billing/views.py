@@ -12,8 +12,10 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from accounts import stripe_client
-from accounts.billing import (
+from accounts.billing import stripe_client
+from accounts.billing.forms import CustomTopUpForm, TopUpForm, usd
+from accounts.billing.selectors import topup_for_user, topups_for_user
+from accounts.billing.topups import (
     BillingError,
     PaymentsUnconfigured,
     StripeEventFailed,
@@ -22,8 +24,6 @@ from accounts.billing import (
     topup_create,
     topup_sync,
 )
-from accounts.billing_forms import CustomTopUpForm, TopUpForm, usd
-from accounts.billing_selectors import topup_for_user, topups_for_user
 from accounts.models import TopUp
 from seedance_site.api import api_error
 from seedance_site.ratelimits import over_user_limit

@@ -5,11 +5,11 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema, Status
 from pydantic import ConfigDict, StrictInt
 
-from accounts import stripe_client
-from accounts.billing import PaymentsUnconfigured, topup_create
-from accounts.billing_forms import TopUpForm
-from accounts.billing_views import CHECKOUT_LIMITED
-from accounts.models import TopUp
+from accounts.billing import stripe_client
+from accounts.billing.forms import TopUpForm
+from accounts.billing.models import TopUp
+from accounts.billing.topups import PaymentsUnconfigured, topup_create
+from accounts.billing.views import CHECKOUT_LIMITED
 from seedance_site.api import (
     Answer,
     ApiError,

@@ -1,0 +1,138 @@
+"""The money in the admin: read here, changed only through the ledger and the top-up services."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.forms.models import BaseInlineFormSet
+
+from accounts.billing.models import CreditEntry, StripeEvent, TopUp
+
+
+class RecentFirstFormSet(BaseInlineFormSet):
+    """Only the newest entries: a long-lived account's whole history would make the page crawl."""
+
+    limit = 50
+
+    def get_queryset(self):
+        return super().get_queryset()[: self.limit]
+
+
+class CreditEntryInline(admin.TabularInline):
+    model = CreditEntry
+    formset = RecentFirstFormSet
+    verbose_name_plural = "credit entries (newest 50; the whole ledger is under Credit entries)"
+    fields = ("created_at", "kind", "amount_cents", "balance_after", "description", "reference")
+    readonly_fields = fields
+    ordering = ("-id",)
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+
+class GrantCreditsForm(forms.Form):
+    amount_cents = forms.IntegerField(
+        label="Credits (cents)",
+        help_text="Negative takes credits back, never below zero.",
+        min_value=-10_000_000,
+        max_value=10_000_000,
+    )
+    reason = forms.CharField(max_length=200, help_text="Shown to the user in their credit history.")
+
+    def clean_amount_cents(self) -> int:
+        if self.cleaned_data["amount_cents"] == 0:
+            raise forms.ValidationError("Enter a number of credits other than zero.")
+        return self.cleaned_data["amount_cents"]
+
+
+@admin.register(CreditEntry)
+class CreditEntryAdmin(admin.ModelAdmin):
+    """The ledger is append-only: operators read it here and change balances through services."""
+
+    list_display = ("created_at", "user", "kind", "amount_cents", "balance_after", "description", "reference")
+    list_filter = ("kind", "created_at")
+    search_fields = ("user__username", "description", "reference", "idempotency_key")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- Stripe top-ups (issue 5): read here, changed only through accounts.billing -------------------
+# The actions import accounts.billing when run: it pulls in the stripe library (~0.15 s), which
+# every process loading the admin (each management command) would otherwise pay for.
+
+
+class ShortfallFilter(admin.SimpleListFilter):
+    title = "refund shortfall"
+    parameter_name = "shortfall"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Credits could not all be taken back"),)
+
+    def queryset(self, request, queryset):
+        return queryset.filter(shortfall_cents__gt=0) if self.value() == "yes" else queryset
+
+
+@admin.register(TopUp)
+class TopUpAdmin(admin.ModelAdmin):
+    list_display = ("id", "created_at", "user", "amount_cents", "state", "refunded_cents", "shortfall_cents")
+    list_filter = ("state", ShortfallFilter, "created_at")
+    search_fields = ("=id", "user__username", "user__email", "stripe_session_id", "stripe_payment_intent")
+    list_select_related = ("user",)
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in TopUp._meta.fields]
+    actions = ["check_with_stripe"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Process again: ask Stripe about the session and act on it")
+    def check_with_stripe(self, request, queryset) -> None:
+        from accounts.billing.stripe_client import StripeCallFailed, StripeNotConfigured
+        from accounts.billing.topups import BillingError, topup_sync
+
+        for topup in queryset:
+            try:
+                topup = topup_sync(topup=topup)
+            except (StripeCallFailed, StripeNotConfigured, BillingError) as exc:
+                self.message_user(request, f"Top-up {topup.pk}: {exc}", level=messages.ERROR)
+            else:
+                self.message_user(request, f"Top-up {topup.pk}: {topup.get_state_display()}.")
+
+
+@admin.register(StripeEvent)
+class StripeEventAdmin(admin.ModelAdmin):
+    list_display = ("stripe_id", "type", "state", "attempts", "received_at", "processed_at", "error")
+    list_filter = ("state", "type", "received_at")
+    search_fields = ("stripe_id", "type", "error")
+    date_hierarchy = "received_at"
+    readonly_fields = [f.name for f in StripeEvent._meta.fields]
+    actions = ["process_again"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description="Process again (safe: crediting and refunds are idempotent)")
+    def process_again(self, request, queryset) -> None:
+        from accounts.billing.topups import StripeEventFailed, stripe_event_process
+
+        for event in queryset:
+            try:
+                event = stripe_event_process(event_id=event.pk, force=True)
+            except StripeEventFailed as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+            else:
+                self.message_user(request, f"{event.stripe_id}: {event.state}. {event.error}".strip())

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce
 from django.template.response import TemplateResponse
 
 from accounts.billing.admin import CreditEntryInline, GrantCreditsForm
@@ -23,11 +25,31 @@ class UserCreationForm(AdminUserCreationForm):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     add_form = UserCreationForm
-    list_display = ("username", "email", "balance_cents", "is_staff", "date_joined")
-    readonly_fields = ("balance_cents",)
-    fieldsets = BaseUserAdmin.fieldsets + (("Credits", {"fields": ("balance_cents",)}),)
+    list_display = ("username", "email", "balance", "owed", "is_staff", "date_joined")
+    # Money is shown, never edited here: the balance lives on CreditAccount, moved by the ledger.
+    readonly_fields = ("balance", "owed")
+    fieldsets = BaseUserAdmin.fieldsets + (("Credits", {"fields": ("balance", "owed")}),)
     inlines = [CreditEntryInline]
     actions = ["grant_credits"]
+
+    def get_queryset(self, request):
+        # One query for the list, however many users: a user with no account yet has 0 of each.
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                account_balance_cents=Coalesce(F("credit_account__balance_cents"), Value(0)),
+                account_owed_cents=Coalesce(F("credit_account__owed_cents"), Value(0)),
+            )
+        )
+
+    @admin.display(description="balance (credits)", ordering="account_balance_cents")
+    def balance(self, user: User) -> int:
+        return getattr(user, "account_balance_cents", 0)
+
+    @admin.display(description="owed (credits)", ordering="account_owed_cents")
+    def owed(self, user: User) -> int:
+        return getattr(user, "account_owed_cents", 0)
 
     @admin.action(description="Grant or take back credits…", permissions=["change"])
     def grant_credits(self, request, queryset):
@@ -36,19 +58,31 @@ class UserAdmin(BaseUserAdmin):
 
         form = GrantCreditsForm(request.POST if "apply" in request.POST else None)
         if form.is_valid():
-            done, short = 0, []
+            done, repeated, short = 0, 0, []
             for user in queryset:
                 try:
-                    user_grant_credits(
+                    entry = user_grant_credits(
                         user=user,
                         amount_cents=form.cleaned_data["amount_cents"],
                         reason=form.cleaned_data["reason"],
                         operator=request.user.username,
+                        idempotency_key=f"admin-grant:{form.cleaned_data['idempotency_key']}:{user.pk}",
                     )
-                    done += 1
                 except InsufficientCredits:
                     short.append(user.username)
+                    continue
+                if entry.replayed:
+                    repeated += 1
+                else:
+                    done += 1
             self.message_user(request, f"Credits changed for {done} user(s).", messages.SUCCESS)
+            if repeated:
+                self.message_user(
+                    request,
+                    f"Already applied for {repeated} user(s) by this same form (sent twice): "
+                    "nothing more changed.",
+                    messages.WARNING,
+                )
             if short:
                 self.message_user(
                     request, f"Not changed (balance too low): {', '.join(short)}.", messages.WARNING

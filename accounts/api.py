@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema
 from pydantic import ConfigDict, StrictInt
 
+from accounts.billing.selectors import balance_for_user
 from accounts.models import User
 from accounts.preferences import SPEND_LIMIT_MAX, account_set_spend_limit, account_settings_for
 from accounts.spending import spent_this_month_cents
@@ -40,7 +41,7 @@ def _account(user: User) -> dict[str, Any]:
     row = account_settings_for(user=user)
     return {
         "username": user.username,
-        "balance_cents": user.balance_cents,
+        "balance_cents": balance_for_user(user=user),
         "monthly_spend_limit_cents": row.monthly_spend_limit_cents,
         "spent_this_month_cents": spent_this_month_cents(user_id=user.pk),
         "webhook_secret": row.webhook_secret,

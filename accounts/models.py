@@ -9,8 +9,9 @@ from django.utils.crypto import salted_hmac
 
 
 class User(AbstractUser):
-    # Moved only by accounts.billing.ledger, in the same transaction as its ledger entry.
-    balance_cents = models.BigIntegerField(default=0, editable=False)
+    """Who you are. What you have is not here: Django saves this row whole (a password change,
+    the admin's user form), so money lives in accounts.billing's CreditAccount."""
+
     # Set when the person opened the link we mailed; the sign-up credits wait for it.
     email_verified_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Bumped by "sign out everywhere": every session signed before it stops working.
@@ -18,7 +19,6 @@ class User(AbstractUser):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(condition=Q(balance_cents__gte=0), name="user_balance_not_negative"),
             # "Bob" and "bob" are one name to a reader, so they are one name here.
             models.UniqueConstraint(
                 Lower("username"),
@@ -152,4 +152,4 @@ class EmailNotice(models.Model):
 
 
 # Money lives in its own room; its models stay in this app (table names, migrations).
-from accounts.billing.models import CreditEntry, StripeEvent, TopUp  # noqa: E402, F401
+from accounts.billing.models import CreditAccount, CreditEntry, StripeEvent, TopUp  # noqa: E402, F401

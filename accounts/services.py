@@ -172,7 +172,7 @@ def user_verify_email(*, user: User, token: str) -> bool:
                 reason="Welcome credits",
                 idempotency_key=f"signup:{user.pk}",
             )
-    user.refresh_from_db(fields=["email_verified_at", "balance_cents"])
+    user.refresh_from_db(fields=["email_verified_at"])
     return True
 
 

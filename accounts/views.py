@@ -13,6 +13,7 @@ from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
 from django.views.decorators.http import require_POST
 
+from accounts.billing.selectors import recent_entries_for_user
 from accounts.forms import (
     ApiTokenForm,
     EmailPreferencesForm,
@@ -181,7 +182,7 @@ def _account_page(
         "form": token_form or ApiTokenForm(),
         "new_token": new_token,
         "tokens": user.api_tokens.all(),
-        "entries": user.credit_entries.all()[:20],
+        "entries": recent_entries_for_user(user=user),
         "api_root": settings.SITE_URL + reverse("api:api-root").rstrip("/"),
         "unverified": user.email and user.email_verified_at is None,
         "signup_credits": settings.SIGNUP_CREDITS,

@@ -58,8 +58,20 @@ def generation_fail_and_refund(*, generation: Generation, operator: str, reason:
     return failed
 
 
-def user_grant_credits(*, user: User, amount_cents: int, reason: str, operator: str) -> CreditEntry:
+def user_grant_credits(
+    *, user: User, amount_cents: int, reason: str, operator: str, idempotency_key: str | None = None
+) -> CreditEntry:
+    """Grant (or take back) credits by hand. The same key twice grants once and records once."""
     with transaction.atomic():
-        entry = credits_grant(user=user, amount_cents=amount_cents, reason=reason, created_by=operator)
-        _record(operator=operator, action="grant_credits", user=user, note=f"{amount_cents:+d}: {reason}")
+        entry = credits_grant(
+            user=user,
+            amount_cents=amount_cents,
+            reason=reason,
+            created_by=operator,
+            idempotency_key=idempotency_key,
+        )
+        if not entry.replayed:
+            _record(
+                operator=operator, action="grant_credits", user=user, note=f"{amount_cents:+d}: {reason}"
+            )
     return entry

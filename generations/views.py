@@ -18,6 +18,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.billing.ledger import InsufficientCredits
+from accounts.billing.selectors import balance_for_user
 from accounts.spending import SpendLimitReached
 from generations.forms import MAX_AUDIOS, MAX_IMAGES, PROMPT_MAX, GenerationForm, idempotency_key_error
 from generations.media import serve_stored
@@ -319,7 +320,7 @@ def _generate_context(request: HttpRequest, form: GenerationForm, key: str, shor
         prompt_attrs["aria-invalid"] = "true"
         prompt_attrs["autofocus"] = True
     form.fields["prompt"].widget.attrs.update(prompt_attrs)
-    balance = request.user.balance_cents
+    balance = balance_for_user(user=request.user)
     inputs = _chosen_inputs(request.user, form.data if form.is_bound else form.initial)
     model = _model_of(inputs)
     seconds = input_seconds(inputs["video"].duration_seconds) if inputs["video"] is not None else 0

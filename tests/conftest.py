@@ -11,6 +11,7 @@ from django.test import Client
 from rq import SimpleWorker
 
 from accounts.billing.ledger import credits_grant
+from accounts.billing.selectors import credits_for_user
 from accounts.models import User
 from accounts.services import api_token_create
 
@@ -36,6 +37,15 @@ def clean_redis() -> None:
     # database is this run's own (seedance_site.test_redis), never another run's.
     django_rq.get_connection("default").flushdb()
     cache.clear()
+
+
+def balance(user: User) -> int:
+    """The user's balance as the pages and the API show it."""
+    return credits_for_user(user=user).balance_cents
+
+
+def owed(user: User) -> int:
+    return credits_for_user(user=user).owed_cents
 
 
 def make_user(username: str, credits: int = 0, **extra) -> User:

@@ -4,7 +4,8 @@ The `stripe` library is pointed at it through `STRIPE_API_BASE`, so the requests
 (form-encoded bodies, `expand[]` in the query, `Stripe-Version`, `Idempotency-Key`) are the
 ones it would send to Stripe. Tests move sessions along (`mark_paid`, `mark_expired`, ...),
 make it misbehave (`fail_next`, `delay`), and build the events Stripe would then send
-(`event`), which they sign with `sign` exactly as Stripe does.
+(`event`), which they sign with `sign` exactly as Stripe does: refunds (`refund`) and disputes
+(`dispute`, `close_dispute`) included.
 """
 
 import hashlib
@@ -62,6 +63,7 @@ class FakeStripe:
         self.lock = threading.Lock()
         self.sessions: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}  # by session id
+        self.disputes: dict[str, dict[str, Any]] = {}  # by session id: a charge has one dispute at most
         self.requests: list[dict[str, Any]] = []
         self.failures: list[tuple[int, dict[str, Any]]] = []
         self.delay_seconds = 0.0
@@ -102,6 +104,7 @@ class FakeStripe:
         with self.lock:
             self.sessions.clear()
             self.charges.clear()
+            self.disputes.clear()
             self.requests.clear()
             self.failures.clear()
             self._idempotent.clear()
@@ -169,6 +172,37 @@ class FakeStripe:
             charge["amount_refunded"] = min(charge["amount"], charge["amount_refunded"] + amount_cents)
             charge["refunded"] = charge["amount_refunded"] == charge["amount"]
             return dict(charge)
+
+    def dispute(self, session_id: str, amount_cents: int | None = None) -> dict[str, Any]:
+        """The customer disputes the session's charge with their bank (a chargeback): Stripe takes
+        `amount_cents` (default: all that was not refunded) back. Returns the dispute object."""
+        with self.lock:
+            charge = self.charges[session_id]
+            amount = charge["amount"] - charge["amount_refunded"] if amount_cents is None else amount_cents
+            dispute = {
+                "id": _id("dp"),
+                "object": "dispute",
+                "amount": amount,
+                "currency": charge["currency"],
+                "charge": charge["id"],
+                "payment_intent": charge["payment_intent"],
+                "reason": "fraudulent",
+                "status": "needs_response",
+                "is_charge_refundable": False,
+                "metadata": {},
+                "created": int(time.time()),
+                "livemode": False,
+            }
+            self.disputes[session_id] = dispute
+            charge["disputed"] = True
+            return dict(dispute)
+
+    def close_dispute(self, session_id: str, status: str) -> dict[str, Any]:
+        """The bank decides: `won` gives the money back to the merchant, `lost` keeps it with the customer."""
+        with self.lock:
+            dispute = self.disputes[session_id]
+            dispute["status"] = status
+            return dict(dispute)
 
     def charge(self, session_id: str) -> dict[str, Any]:
         with self.lock:

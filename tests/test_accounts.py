@@ -9,7 +9,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from accounts.models import CreditEntry, User
-from tests.conftest import make_user, run_jobs
+from tests.conftest import balance, make_user, run_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -153,7 +153,7 @@ def _verification_link(message) -> str:
 def test_signup_credits_arrive_once_when_the_address_is_confirmed(deliver):
     sign_up(Client(), deliver)
     dana = User.objects.get(username="dana")
-    assert dana.balance_cents == 0 and not CreditEntry.objects.filter(user=dana).exists()
+    assert balance(dana) == 0 and not CreditEntry.objects.filter(user=dana).exists()
     link = _verification_link(mail.outbox[0])
     response = Client().get(link)
     assert (
@@ -161,7 +161,7 @@ def test_signup_credits_arrive_once_when_the_address_is_confirmed(deliver):
     )
     assert Client().get(link).status_code == 400  # used: it works once
     dana.refresh_from_db()
-    assert dana.balance_cents == 250 and dana.email_verified_at is not None
+    assert balance(dana) == 250 and dana.email_verified_at is not None
     assert list(CreditEntry.objects.filter(user=dana).values_list("kind", "amount_cents")) == [("grant", 250)]
 
 
@@ -172,7 +172,7 @@ def test_a_wrong_or_expired_confirmation_link_gives_nothing(deliver):
     assert Client().get(link[:-3] + "xx/").status_code == 400
     with time_machine.travel(timezone.now() + timedelta(days=4)):  # past PASSWORD_RESET_TIMEOUT
         assert Client().get(link).status_code == 400
-    assert User.objects.get(username="dana").balance_cents == 0
+    assert balance(User.objects.get(username="dana")) == 0
 
 
 @override_settings(SIGNUP_CREDITS=250)
@@ -185,7 +185,7 @@ def test_the_confirmation_link_can_be_sent_again_from_the_account_page(deliver):
         client.post("/accounts/verify/resend/")
     assert len(mail.outbox) == 2
     assert Client().get(_verification_link(mail.outbox[1])).status_code == 200
-    assert User.objects.get(username="dana").balance_cents == 250
+    assert balance(User.objects.get(username="dana")) == 250
 
 
 def test_signup_mail_is_sent_by_a_worker_not_the_request(django_capture_on_commit_callbacks):

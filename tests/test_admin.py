@@ -11,7 +11,7 @@ from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from generations.models import Generation, OperatorAction
 from generations.services import generation_create
-from tests.conftest import make_user
+from tests.conftest import balance, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +53,7 @@ def test_fail_and_refund_settles_once_and_records_the_operator(operator, generat
     generation.refresh_from_db()
     assert generation.status == "failed" and generation.failure_class == "operator"
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000
+    assert balance(alice) == 10_000
     response = act(operator, "fail_and_refund", generation)
     assert "1 skipped" in response.content.decode()
     assert CreditEntry.objects.filter(kind="refund").count() == 1
@@ -204,24 +204,69 @@ def test_superusers_reach_the_queue_pages(operator):
         assert operator.get(path).status_code in (200, 302), path
 
 
+def grant_form_key(operator, selected) -> str:
+    """Open the grant form as an operator would, and read the key it was made with."""
+    form = operator.post("/admin/accounts/user/", selected)
+    assert form.status_code == 200 and b"Grant or take back credits" in form.content
+    return str(form.context["form"]["idempotency_key"].value())
+
+
 def test_grant_credits_from_the_admin_goes_through_the_ledger(operator, alice, bob):
     url = "/admin/accounts/user/"
     selected = {"action": "grant_credits", "_selected_action": [alice.pk, bob.pk]}
-    form = operator.post(url, selected)
-    assert form.status_code == 200 and b"Grant or take back credits" in form.content
-    bad = operator.post(url, {**selected, "apply": "1", "amount_cents": "0", "reason": "x"})
+    key = grant_form_key(operator, selected)
+    bad = operator.post(
+        url, {**selected, "apply": "1", "amount_cents": "0", "reason": "x", "idempotency_key": key}
+    )
     assert b"other than zero" in bad.content
     response = operator.post(
-        url, {**selected, "apply": "1", "amount_cents": "-10500", "reason": "oops"}, follow=True
+        url,
+        {**selected, "apply": "1", "amount_cents": "-10500", "reason": "oops", "idempotency_key": key},
+        follow=True,
     )
     assert "Not changed (balance too low): alice, bob" in response.content.decode()
-    operator.post(url, {**selected, "apply": "1", "amount_cents": "250", "reason": "sorry for the wait"})
-    alice.refresh_from_db()
-    assert alice.balance_cents == 10_250
+    key = grant_form_key(operator, selected)
+    operator.post(
+        url,
+        {
+            **selected,
+            "apply": "1",
+            "amount_cents": "250",
+            "reason": "sorry for the wait",
+            "idempotency_key": key,
+        },
+    )
+    assert balance(alice) == 10_250
     entry = CreditEntry.objects.filter(user=alice).first()
     assert (entry.kind, entry.description, entry.created_by) == ("grant", "sorry for the wait", "olga")
     assert OperatorAction.objects.filter(action="grant_credits", operator="olga").count() == 2
     assert audit_mismatches() == []
+
+
+def test_a_double_submitted_grant_form_grants_once(operator, alice, bob):
+    url = "/admin/accounts/user/"
+    selected = {"action": "grant_credits", "_selected_action": [alice.pk, bob.pk]}
+    key = grant_form_key(operator, selected)
+    apply = {**selected, "apply": "1", "amount_cents": "300", "reason": "goodwill", "idempotency_key": key}
+
+    operator.post(url, apply)
+    again = operator.post(url, apply, follow=True)  # a double click, or the browser re-sending the POST
+
+    assert "Already applied for 2 user(s)" in again.content.decode()
+    assert (balance(alice), balance(bob)) == (10_300, 10_300)
+    assert CreditEntry.objects.filter(description="goodwill").count() == 2
+    assert OperatorAction.objects.filter(action="grant_credits").count() == 2
+    assert audit_mismatches() == []
+
+
+def test_a_grant_form_without_its_key_changes_nothing(operator, alice):
+    url = "/admin/accounts/user/"
+    selected = {"action": "grant_credits", "_selected_action": [alice.pk]}
+
+    response = operator.post(url, {**selected, "apply": "1", "amount_cents": "300", "reason": "x"})
+
+    assert b"This form is out of date" in response.content
+    assert balance(alice) == 10_000
 
 
 def test_the_user_page_shows_the_newest_fifty_entries_and_still_saves(operator, alice):
@@ -260,4 +305,4 @@ def test_the_user_page_shows_the_newest_fifty_entries_and_still_saves(operator, 
         response.context["inline_admin_formsets"][0].formset.non_form_errors(),
     )
     alice.refresh_from_db()
-    assert alice.email == "alice@new.example.com" and alice.balance_cents == 10_060
+    assert alice.email == "alice@new.example.com" and balance(alice) == 10_060

@@ -9,7 +9,7 @@ from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from accounts.services import api_token_create
 from generations.models import Generation
-from tests.conftest import ApiClient, make_user
+from tests.conftest import ApiClient, balance, make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,7 +57,7 @@ def test_eight_double_clicks_with_one_idempotency_key_make_one_generation():
     assert Generation.objects.count() == 1
     assert CreditEntry.objects.filter(kind="charge").count() == 1
     user.refresh_from_db()
-    assert user.balance_cents == 10_000 - 120
+    assert balance(user) == 10_000 - 120
     assert audit_mismatches() == []
 
 
@@ -72,5 +72,5 @@ def test_sixteen_submissions_racing_for_a_small_balance_hold_only_what_it_covers
     assert sorted(statuses) == [201] * 4 + [402] * 12
     assert Generation.objects.count() == 4
     user.refresh_from_db()
-    assert user.balance_cents == 500 - 4 * 120
+    assert balance(user) == 500 - 4 * 120
     assert audit_mismatches() == []

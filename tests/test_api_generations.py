@@ -6,7 +6,7 @@ import time_machine
 
 from accounts.models import CreditEntry
 from generations.models import Generation
-from tests.conftest import api_for, make_user
+from tests.conftest import api_for, balance, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +60,7 @@ def test_create_returns_201_and_the_generation_shape(alice_api, alice):
     inputs = (body["image_ids"], body["video_id"], body["audio_ids"], body["first_last_frame"])
     assert inputs == ([], None, [], False)
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000 - 120
+    assert balance(alice) == 10_000 - 120
 
 
 @pytest.mark.parametrize(
@@ -145,7 +145,7 @@ def test_an_idempotency_key_returns_the_first_generation_and_charges_once(alice_
     assert first.json()["id"] == again.json()["id"]
     assert again.json()["prompt"] == "a"
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000 - 120
+    assert balance(alice) == 10_000 - 120
     assert CreditEntry.objects.filter(kind="charge").count() == 1
 
 
@@ -227,7 +227,7 @@ def test_submitting_too_fast_is_429_and_holds_nothing(alice_api, alice, settings
     assert response.json()["error"]["code"] == "rate_limited"
     assert Generation.objects.count() == 2
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000 - 2 * 120
+    assert balance(alice) == 10_000 - 2 * 120
 
 
 @time_machine.travel("2026-11-29 12:00:10Z", tick=False)  # one rate-limit window

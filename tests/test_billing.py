@@ -16,7 +16,7 @@ from accounts.billing.audit import audit_mismatches
 from accounts.billing.ledger import credits_grant
 from accounts.billing.topups import topup_create, topup_fulfil
 from accounts.models import CreditEntry, StripeEvent, TopUp, User
-from tests.conftest import make_user, manage
+from tests.conftest import balance, make_user, manage, owed
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
     WEBHOOK_SECRET,
     FakeStripe,
@@ -33,9 +33,6 @@ def books_balance(db):
     yield
     assert audit_mismatches() == []
 
-
-def balance(user: User) -> int:
-    return User.objects.values_list("balance_cents", flat=True).get(pk=user.pk)
 
 
 def topup_entries(topup: TopUp):
@@ -382,7 +379,7 @@ def test_partial_refunds_take_back_only_what_each_refund_adds(fake_stripe, bob):
     assert [e.amount_cents for e in topup_entries(topup)] == [1000, -300, -700]
 
 
-def test_refund_of_spent_credits_takes_what_is_left_and_records_the_shortfall(fake_stripe, carol):
+def test_refund_of_spent_credits_takes_what_is_left_and_the_rest_is_owed(fake_stripe, carol):
     topup = paid_topup(fake_stripe, carol, 1000)
     credits_grant(user=carol, amount_cents=-700, reason="spent on videos")
 
@@ -393,11 +390,19 @@ def test_refund_of_spent_credits_takes_what_is_left_and_records_the_shortfall(fa
     assert response.status_code == 200
     topup.refresh_from_db()
     assert (topup.state, topup.refunded_cents, topup.shortfall_cents) == ("refunded", 1000, 700)
-    assert balance(carol) == 0
-    assert [e.amount_cents for e in topup_entries(topup)] == [1000, -300]
+    assert (balance(carol), owed(carol)) == (0, 700)
+    # One event, one entry: its value is what Stripe refunded; 700 of it became owed.
+    taken = topup_entries(topup).last()
+    assert (taken.kind, taken.amount_cents, taken.owed_cents, taken.balance_after, taken.owed_after) == (
+        "take_back",
+        -1000,
+        700,
+        0,
+        700,
+    )
 
 
-def test_refund_with_nothing_left_records_the_whole_shortfall(fake_stripe, carol):
+def test_refund_with_nothing_left_makes_the_whole_refund_owed(fake_stripe, carol):
     topup = paid_topup(fake_stripe, carol, 1000)
     credits_grant(user=carol, amount_cents=-1000, reason="spent on videos")
 
@@ -405,8 +410,51 @@ def test_refund_with_nothing_left_records_the_whole_shortfall(fake_stripe, carol
 
     topup.refresh_from_db()
     assert (topup.refunded_cents, topup.shortfall_cents) == (1000, 1000)
-    assert balance(carol) == 0
-    assert [e.amount_cents for e in topup_entries(topup)] == [1000]
+    assert (balance(carol), owed(carol)) == (0, 1000)
+    assert [(e.amount_cents, e.owed_cents) for e in topup_entries(topup)] == [(1000, 0), (-1000, 1000)]
+
+
+def test_the_next_credits_to_arrive_pay_what_is_owed_first(fake_stripe, carol):
+    topup = paid_topup(fake_stripe, carol, 1000)
+    credits_grant(user=carol, amount_cents=-1000, reason="spent on videos")
+    deliver(fake_stripe.event("charge.refunded", fake_stripe.refund(topup.stripe_session_id, 1000)))
+    assert owed(carol) == 1000
+
+    grant = credits_grant(user=carol, amount_cents=400, reason="a gesture")
+    assert (grant.amount_cents, grant.owed_cents, balance(carol), owed(carol)) == (400, -400, 0, 600)
+
+    second = paid_topup(fake_stripe, carol, 1000)  # a top-up pays the rest, then fills the balance
+
+    (credited,) = topup_entries(second)
+    assert (credited.amount_cents, credited.owed_cents) == (1000, -600)
+    assert (balance(carol), owed(carol)) == (400, 0)
+
+
+def test_nothing_can_be_charged_while_something_is_owed(fake_stripe, carol):
+    from accounts.billing.ledger import InsufficientCredits, credits_charge
+
+    topup = paid_topup(fake_stripe, carol, 1000)
+    credits_grant(user=carol, amount_cents=-900, reason="spent on videos")
+    deliver(fake_stripe.event("charge.refunded", fake_stripe.refund(topup.stripe_session_id, 1000)))
+
+    with pytest.raises(InsufficientCredits):
+        credits_charge(user_id=carol.pk, amount_cents=1, description="x", idempotency_key="k", reference="")
+    assert (balance(carol), owed(carol)) == (0, 900)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_grant_credits_cannot_take_back_into_debt(fake_stripe):
+    # An operator's take-back is never a debt: CONTRACT §3 says it fails and changes nothing.
+    carol = make_user("carol")
+    topup = paid_topup(fake_stripe, carol, 1000)
+    deliver(fake_stripe.event("charge.refunded", fake_stripe.refund(topup.stripe_session_id, 400)))
+
+    result = manage("grant_credits", "carol", "-601", "--reason", "too much")
+
+    assert result.returncode == 1
+    assert (balance(carol), owed(carol)) == (600, 0)
+    result = manage("grant_credits", "carol", "-600", "--reason", "all of it")
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1] == "0"
 
 
 def test_refund_before_the_payment_is_credited_fails_so_stripe_retries_it(fake_stripe, carol):
@@ -442,6 +490,161 @@ def test_charge_succeeded_records_the_receipt_link(fake_stripe, carol):
     assert topup.state == TopUp.State.PAID
 
 
+# --- disputes (chargebacks) ---------------------------------------------------------------------
+
+
+def disputed(fake: FakeStripe, topup: TopUp, amount_cents: int | None = None, **kwargs):
+    return fake.event("charge.dispute.created", fake.dispute(topup.stripe_session_id, amount_cents), **kwargs)
+
+
+def closed(fake: FakeStripe, topup: TopUp, status: str, **kwargs):
+    return fake.event("charge.dispute.closed", fake.close_dispute(topup.stripe_session_id, status), **kwargs)
+
+
+def test_dispute_takes_the_disputed_amount_back(fake_stripe, bob):
+    topup = paid_topup(fake_stripe, bob, 2500)
+
+    response = deliver(disputed(fake_stripe, topup))
+
+    assert response.status_code == 200
+    topup.refresh_from_db()
+    assert (topup.state, topup.disputed_cents, topup.shortfall_cents) == ("disputed", 2500, 0)
+    assert (balance(bob), owed(bob)) == (10_000, 0)
+    taken = topup_entries(topup).last()
+    assert (taken.kind, taken.amount_cents) == ("take_back", -2500)
+    assert StripeEvent.objects.get(type="charge.dispute.created").state == StripeEvent.State.PROCESSED
+
+
+def test_dispute_of_spent_credits_takes_what_is_left_and_the_rest_is_owed(fake_stripe, carol):
+    topup = paid_topup(fake_stripe, carol, 1000)
+    credits_grant(user=carol, amount_cents=-800, reason="spent on videos")
+
+    deliver(disputed(fake_stripe, topup))
+
+    topup.refresh_from_db()
+    assert (topup.disputed_cents, topup.shortfall_cents) == (1000, 800)
+    assert (balance(carol), owed(carol)) == (0, 800)
+
+
+def test_dispute_of_the_unrefunded_rest_after_a_partial_refund(fake_stripe, bob):
+    topup = paid_topup(fake_stripe, bob, 1000)
+    deliver(fake_stripe.event("charge.refunded", fake_stripe.refund(topup.stripe_session_id, 300)))
+
+    deliver(disputed(fake_stripe, topup))
+
+    topup.refresh_from_db()
+    assert (topup.refunded_cents, topup.disputed_cents) == (300, 700)
+    assert balance(bob) == 10_000
+
+
+def test_dispute_won_gives_the_credits_back_paying_what_is_owed_first(fake_stripe, carol):
+    topup = paid_topup(fake_stripe, carol, 1000)
+    credits_grant(user=carol, amount_cents=-800, reason="spent on videos")
+    deliver(disputed(fake_stripe, topup))
+    assert (balance(carol), owed(carol)) == (0, 800)
+
+    response = deliver(closed(fake_stripe, topup, "won"))
+
+    assert response.status_code == 200
+    topup.refresh_from_db()
+    assert (topup.state, topup.disputed_cents) == ("paid", 0)
+    # As before the dispute: 200 left of the 1,000 bought, nothing owed.
+    assert (balance(carol), owed(carol)) == (200, 0)
+    given = topup_entries(topup).last()
+    assert (given.kind, given.amount_cents, given.owed_cents) == ("restore", 1000, -800)
+
+
+def test_dispute_lost_keeps_the_credits_taken(fake_stripe, bob):
+    topup = paid_topup(fake_stripe, bob, 1000)
+    deliver(disputed(fake_stripe, topup))
+
+    deliver(closed(fake_stripe, topup, "lost"))
+
+    topup.refresh_from_db()
+    assert (topup.state, topup.disputed_cents) == ("disputed", 1000)
+    assert balance(bob) == 10_000
+    assert topup_entries(topup).count() == 2
+
+
+def test_dispute_events_redelivered_or_repeated_count_once(fake_stripe, bob):
+    topup = paid_topup(fake_stripe, bob, 1000)
+    created = disputed(fake_stripe, topup)
+    # The same event again, and another event about the same dispute.
+    again = fake_stripe.event("charge.dispute.created", created["data"]["object"])
+    for event in (created, created, again):
+        assert deliver(event).status_code == 200
+    assert balance(bob) == 10_000
+    won = closed(fake_stripe, topup, "won")
+    for event in (won, won, fake_stripe.event("charge.dispute.closed", won["data"]["object"])):
+        assert deliver(event).status_code == 200
+    assert balance(bob) == 11_000
+    assert [e.kind for e in topup_entries(topup)] == ["topup", "take_back", "restore"]
+
+
+def test_dispute_closed_before_its_opening_is_counted_fails_so_stripe_retries(fake_stripe, bob):
+    topup = paid_topup(fake_stripe, bob, 1000)
+    created = disputed(fake_stripe, topup)
+    won = closed(fake_stripe, topup, "won")
+
+    assert deliver(won).status_code == 500
+    assert balance(bob) == 11_000
+    deliver(created)
+    assert balance(bob) == 10_000
+    assert deliver(won).status_code == 200  # Stripe's retry
+
+    assert balance(bob) == 11_000
+
+
+def test_dispute_about_a_payment_that_is_not_ours_is_ignored(fake_stripe, bob):
+    dispute = {"id": "dp_test_elsewhere", "object": "dispute", "amount": 900, "payment_intent": "pi_x"}
+
+    response = deliver(fake_stripe.event("charge.dispute.created", dispute))
+
+    assert response.status_code == 200
+    assert StripeEvent.objects.get().state == StripeEvent.State.IGNORED
+    assert balance(bob) == 10_000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_eight_concurrent_dispute_deliveries_take_back_once(fake_stripe):
+    carol = make_user("carol")
+    topup = paid_topup(fake_stripe, carol, 1000)
+    credits_grant(user=carol, amount_cents=-600, reason="spent on videos")
+    created = disputed(fake_stripe, topup)
+    # The same event four times, and four other events about the same dispute, all at once.
+    events = [created] * 4 + [
+        fake_stripe.event("charge.dispute.created", created["data"]["object"]) for _ in range(4)
+    ]
+    start = threading.Barrier(len(events))
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+
+    def post(event) -> None:
+        try:
+            client = Client()
+            start.wait(timeout=10)
+            statuses.append(deliver(event, client=client).status_code)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=post, args=(event,)) for event in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert errors == []
+    assert statuses == [200] * 8
+    topup.refresh_from_db()
+    assert (topup.state, topup.disputed_cents, topup.shortfall_cents) == ("disputed", 1000, 600)
+    assert (balance(carol), owed(carol)) == (0, 600)
+    assert topup_entries(topup).filter(kind="take_back").count() == 1
+    stored = StripeEvent.objects.filter(type="charge.dispute.created")
+    assert set(stored.values_list("state", "attempts")) == {("processed", 1)}
+
+
 # --- the service on its own, and the audit command -----------------------------------------------
 
 
@@ -456,8 +659,8 @@ def test_fulfil_is_idempotent_when_called_directly(fake_stripe, carol):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_audit_credits_passes_after_payments_refunds_and_shortfalls(fake_stripe):
-    alice, carol = make_user("alice", 10_000), make_user("carol")
+def test_audit_credits_passes_after_payments_refunds_debts_and_disputes(fake_stripe):
+    alice, bob, carol = make_user("alice", 10_000), make_user("bob", 100), make_user("carol")
     paid = paid_topup(fake_stripe, alice, 5000)
     deliver(fake_stripe.event("charge.refunded", fake_stripe.refund(paid.stripe_session_id, 2000)))
     short = paid_topup(fake_stripe, carol, 1000)
@@ -467,9 +670,15 @@ def test_audit_credits_passes_after_payments_refunds_and_shortfalls(fake_stripe)
     deliver(
         fake_stripe.event("checkout.session.expired", fake_stripe.mark_expired(expired.stripe_session_id))
     )
+    won, lost = paid_topup(fake_stripe, bob, 700), paid_topup(fake_stripe, bob, 600)
+    credits_grant(user=bob, amount_cents=-1000, reason="spent")
+    for topup, outcome in ((won, "won"), (lost, "lost")):
+        deliver(disputed(fake_stripe, topup))
+        deliver(closed(fake_stripe, topup, outcome))
 
     result = manage("audit_credits")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert audit_mismatches() == []
-    assert (balance(alice), balance(carol)) == (13_000, 0)
+    assert (balance(alice), balance(carol), owed(carol)) == (13_000, 0, 900)
+    assert (balance(bob), owed(bob)) == (0, 200)

@@ -4,7 +4,8 @@ import pytest
 
 from accounts.billing.audit import audit_mismatches
 from accounts.billing.topups import topup_create
-from accounts.models import StripeEvent, TopUp, User
+from accounts.models import StripeEvent, TopUp
+from tests.conftest import balance
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
     deliver,
     fake_stripe_fixture,
@@ -17,9 +18,6 @@ def books_balance(db):
     yield
     assert audit_mismatches() == []
 
-
-def balance(user: User) -> int:
-    return User.objects.values_list("balance_cents", flat=True).get(pk=user.pk)
 
 
 def html(response) -> str:

@@ -11,7 +11,7 @@ from accounts.billing.audit import audit_mismatches
 from accounts.billing.forms import CustomTopUpForm, TopUpForm
 from accounts.billing.topups import topup_create
 from accounts.models import TopUp, User
-from tests.conftest import api_for
+from tests.conftest import api_for, balance
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
     API_KEY,
     FakeStripe,
@@ -34,9 +34,6 @@ def client_for(user: User) -> Client:
     client.force_login(user)
     return client
 
-
-def balance(user: User) -> int:
-    return User.objects.values_list("balance_cents", flat=True).get(pk=user.pk)
 
 
 def html(response) -> str:

@@ -15,7 +15,7 @@ from accounts.models import CreditEntry
 from generations import jobs
 from generations.models import Generation
 from generations.services import generation_claim_submit
-from tests.conftest import api_for, make_user, run_jobs
+from tests.conftest import api_for, balance, make_user, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,7 +45,7 @@ def test_a_queued_generation_is_cancelled_with_every_credit_back_once(pipeline):
     assert body["finished_at"] is not None
     assert ledger(created["id"]) == [("charge", -120), ("refund", 120)]
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000
+    assert balance(alice) == 10_000
 
     again = api.post(f"/api/v1/generations/{created['id']}/cancel")
     assert again.status_code == 409

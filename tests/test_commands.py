@@ -1,8 +1,8 @@
 import pytest
 
-from accounts.models import CreditEntry, User
+from accounts.models import CreditAccount, CreditEntry, User
 from accounts.services import api_token_authenticate
-from tests.conftest import make_user, manage
+from tests.conftest import balance, make_user, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,7 +29,7 @@ def test_grant_credits_refuses_a_take_back_larger_than_the_balance():
     result = manage("grant_credits", "alice", "-101", "--reason", "too much")
     assert result.returncode == 1
     assert "has only 100" in result.stderr
-    assert User.objects.get(username="alice").balance_cents == 100
+    assert balance(User.objects.get(username="alice")) == 100
     assert CreditEntry.objects.count() == 1
 
 
@@ -72,8 +72,8 @@ def test_audit_credits_lists_each_mismatch_and_exits_1():
     make_user("alice", 500)
     make_user("bob", 300)
     # Corrupt balances behind the services' back, as a bad migration or manual SQL might.
-    User.objects.filter(username="alice").update(balance_cents=499)
-    User.objects.filter(username="bob").update(balance_cents=301)
+    CreditAccount.objects.filter(owner__username="alice").update(balance_cents=499)
+    CreditAccount.objects.filter(owner__username="bob").update(balance_cents=301)
     result = manage("audit_credits")
     assert result.returncode == 1
     assert "user alice: balance 499 != ledger sum 500" in result.stdout
@@ -85,5 +85,5 @@ def test_ensure_demo_user_is_idempotent():
         result = manage("ensure_demo_user")
         assert result.returncode == 0, result.stderr
     demo = User.objects.get(username="demo")
-    assert demo.balance_cents == 10_000
+    assert balance(demo) == 10_000
     assert demo.check_password("demo")

@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.billing.audit import audit_mismatches
 from generations.jobs import reconcile
 from generations.models import Generation
-from tests.conftest import ROOT, SIM_KEY, api_for, make_user, run_jobs, test_database_url
+from tests.conftest import ROOT, SIM_KEY, api_for, balance, make_user, run_jobs, test_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -245,7 +245,7 @@ def test_storage_that_keeps_failing_fails_and_refunds(pipeline, api, settings, t
     generation.refresh_from_db()
     assert generation.failure_class == "download_failed"
     assert "storage write failed" in generation.error_detail
-    assert generation.user.balance_cents == 10_000
+    assert balance(generation.user) == 10_000
     assert_all_settled()
 
 

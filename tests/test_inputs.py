@@ -19,7 +19,7 @@ from generations.models import Generation, GenerationInput, Upload
 from generations.pricing import OMNI_REFERENCE, quote
 from generations.uploads import generation_input_urls, upload_from_file, uploads_sweep
 from tests import media
-from tests.conftest import make_user
+from tests.conftest import balance, make_user
 
 SIX_SECONDS = Decimal("6.200")  # billed as 7 whole seconds
 
@@ -130,7 +130,7 @@ RULES = [
 
 def assert_nothing_held(user, before: int) -> None:
     user.refresh_from_db()
-    assert user.balance_cents == before
+    assert balance(user) == before
     assert Generation.objects.count() == 0 and GenerationInput.objects.count() == 0
     assert not CreditEntry.objects.filter(kind="charge").exists()
 
@@ -267,7 +267,7 @@ def test_a_video_makes_it_omni_reference_priced_on_input_and_output_seconds(
     charge = CreditEntry.objects.get(reference=generation.ledger_reference)
     assert charge.amount_cents == -cost and "reference video" in charge.description
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000 - cost
+    assert balance(alice) == 10_000 - cost
 
 
 def test_one_quote_for_every_model_in_exact_decimals(settings):

@@ -13,8 +13,8 @@ from accounts.billing.ledger import (
     credits_grant,
     credits_refund,
 )
-from accounts.models import CreditEntry, User
-from tests.conftest import make_user
+from accounts.models import CreditAccount, CreditEntry, User
+from tests.conftest import balance, make_user
 
 
 def ledger_sum(user: User) -> int:
@@ -24,7 +24,7 @@ def ledger_sum(user: User) -> int:
 def test_it_grants_and_records_balance_after(carol):
     entry = credits_grant(user=carol, amount_cents=500, reason="welcome")
     carol.refresh_from_db()
-    assert carol.balance_cents == 500
+    assert balance(carol) == 500
     assert entry.balance_after == 500
     assert entry.kind == "grant"
 
@@ -43,7 +43,7 @@ def test_it_charges_and_refunds_with_references(alice):
     alice.refresh_from_db()
     assert (charge.amount_cents, charge.balance_after) == (-120, 9_880)
     assert (refund.amount_cents, refund.balance_after) == (120, 10_000)
-    assert alice.balance_cents == ledger_sum(alice) == 10_000
+    assert balance(alice) == ledger_sum(alice) == 10_000
 
 
 def test_it_refuses_a_charge_larger_than_the_balance_and_writes_nothing(carol):
@@ -53,7 +53,7 @@ def test_it_refuses_a_charge_larger_than_the_balance_and_writes_nothing(carol):
         credits_charge(user_id=carol.pk, amount_cents=101, description="x", idempotency_key="k", reference="")
     assert excinfo.value.balance_cents == 100
     carol.refresh_from_db()
-    assert carol.balance_cents == 100
+    assert balance(carol) == 100
     assert CreditEntry.objects.count() == before
 
 
@@ -66,7 +66,7 @@ def test_it_changes_nothing_when_an_idempotency_key_repeats(alice):
     )
     alice.refresh_from_db()
     assert first.pk == again.pk
-    assert alice.balance_cents == 9_950
+    assert balance(alice) == 9_950
 
 
 def test_it_rejects_a_reused_key_for_a_different_change(alice):
@@ -84,11 +84,20 @@ def test_take_back_cannot_go_below_zero(carol):
     assert entry.balance_after == 0
 
 
-def test_the_database_refuses_a_negative_balance(carol):
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"balance_cents": -1},
+        {"owed_cents": -1},
+        {"owed_cents": 1},  # a debt beside a positive balance: arriving credits pay debts first
+    ],
+    ids=["negative-balance", "negative-debt", "debt-and-balance"],
+)
+def test_the_database_refuses_a_balance_the_ledger_could_never_make(alice, change):
     from django.db import IntegrityError, transaction
 
     with pytest.raises(IntegrityError), transaction.atomic():
-        User.objects.filter(pk=carol.pk).update(balance_cents=-1)
+        CreditAccount.objects.filter(owner=alice).update(**change)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -125,7 +134,7 @@ def test_sixteen_threads_charging_one_balance_never_overspend():
     user.refresh_from_db()
     assert outcomes.count("ok") == 8
     assert outcomes.count("short") == 8
-    assert user.balance_cents == 1_000 - 8 * 120 == ledger_sum(user)
+    assert balance(user) == 1_000 - 8 * 120 == ledger_sum(user)
     assert min(CreditEntry.objects.filter(user=user).values_list("balance_after", flat=True)) >= 0
 
 
@@ -149,7 +158,7 @@ def test_sixteen_threads_with_one_idempotency_key_charge_once():
     for thread in threads:
         thread.join()
     user.refresh_from_db()
-    assert user.balance_cents == 900 == ledger_sum(user)
+    assert balance(user) == 900 == ledger_sum(user)
     assert CreditEntry.objects.filter(idempotency_key="one").count() == 1
     assert connection.vendor in {"postgresql", "sqlite"}
 
@@ -172,7 +181,7 @@ def test_property_balance_always_equals_ledger_and_repeats_change_nothing(ops):
     used: dict[str, int] = {}
     for kind, amount, key_no in ops:
         key = f"{user.pk}:{kind}:{key_no}"
-        before_balance = User.objects.get(pk=user.pk).balance_cents
+        before_balance = balance(user)
         before_count = CreditEntry.objects.filter(user=user).count()
         # A key is bound to its first amount: replays use that amount.
         amount = used.setdefault(key, amount)
@@ -190,8 +199,8 @@ def test_property_balance_always_equals_ledger_and_repeats_change_nothing(ops):
                 )
         except InsufficientCredits:
             assert kind == "charge" and amount > before_balance and not repeat
-        balance = User.objects.get(pk=user.pk).balance_cents
-        assert balance == ledger_sum(user) >= 0
+        after = balance(user)
+        assert after == ledger_sum(user) >= 0
         if repeat:
-            assert balance == before_balance
+            assert after == before_balance
             assert CreditEntry.objects.filter(user=user).count() == before_count

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import CreditEntry, User
 from generations.models import Generation
 from generations.pricing import quote
-from tests.conftest import make_user
+from tests.conftest import balance, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -213,7 +213,7 @@ def test_generate_shows_field_errors_and_creates_nothing(alice, settings):
     assert idempotency_key(response) == "k"  # the same form keeps its key
     assert not Generation.objects.exists()
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000
+    assert balance(alice) == 10_000
 
 
 def test_generate_creates_charges_and_redirects_to_the_generation(alice, settings):
@@ -227,7 +227,7 @@ def test_generate_creates_charges_and_redirects_to_the_generation(alice, setting
     assert (generation.mode, generation.duration, generation.aspect_ratio) == ("fast", 6, "1:1")
     assert generation.cost_cents == 120 and generation.idempotency_key == "k1"
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000 - 120
+    assert balance(alice) == 10_000 - 120
 
 
 def test_a_double_submit_with_the_same_key_charges_once(alice, settings):
@@ -242,7 +242,7 @@ def test_a_double_submit_with_the_same_key_charges_once(alice, settings):
     assert "Nothing more was charged" in text(second)
     assert CreditEntry.objects.filter(user=alice, kind="charge").count() == 1
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000 - 120
+    assert balance(alice) == 10_000 - 120
     # A new copy of the form (a new key) is a new video.
     client.post("/generate/", {**form, "idempotency_key": idempotency_key(client.get("/generate/"))})
     assert Generation.objects.count() == 2
@@ -484,7 +484,7 @@ def test_deleting_removes_the_video_everywhere_and_the_files_and_keeps_the_charg
     alice, media, django_capture_on_commit_callbacks
 ):
     generation = with_files(make_generation(alice, shared=True))
-    alice_balance = User.objects.get(pk=alice.pk).balance_cents
+    alice_balance = balance(User.objects.get(pk=alice.pk))
     video, poster = generation.video.name, generation.poster.name
     with django_capture_on_commit_callbacks(execute=True):
         response = client_for(alice).post(f"/generations/{generation.pk}/delete/", follow=True)
@@ -492,7 +492,7 @@ def test_deleting_removes_the_video_everywhere_and_the_files_and_keeps_the_charg
     assert "The video was deleted." in text(response)
     assert not Generation.objects.visible().filter(pk=generation.pk).exists()
     assert not default_storage.exists(video) and not default_storage.exists(poster)
-    assert User.objects.get(pk=alice.pk).balance_cents == alice_balance
+    assert balance(User.objects.get(pk=alice.pk)) == alice_balance
     assert Client().get(f"/v/{generation.share_slug}/").status_code == 404
     owner = client_for(alice)
     for path in (f"/generations/{generation.pk}/", f"/generations/{generation.pk}/poster.jpg"):

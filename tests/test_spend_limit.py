@@ -14,7 +14,7 @@ from accounts.preferences import account_set_spend_limit
 from accounts.services import api_token_create
 from accounts.spending import spent_this_month_cents
 from generations.models import Generation
-from tests.conftest import ApiClient, api_for, make_user
+from tests.conftest import ApiClient, api_for, balance, make_user
 from tests.test_api_concurrency import race
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def test_reaching_the_limit_exactly_is_allowed_and_one_cent_past_it_is_not(alice
     # Nothing held or stored, and the key is not used up.
     assert (Generation.objects.count(), CreditEntry.objects.count()) == (2, entries)
     alice.refresh_from_db()
-    assert alice.balance_cents == 10_000 - 240
+    assert balance(alice) == 10_000 - 240
     account_set_spend_limit(user=alice, limit_cents=241)
     assert alice_api.post("/api/v1/generations", FOX, headers={"Idempotency-Key": "third"}).status_code == 402
     account_set_spend_limit(user=alice, limit_cents=360)
@@ -177,7 +177,7 @@ def test_eight_submissions_racing_a_spend_limit_hold_only_what_it_allows():
     assert Generation.objects.count() == 3
     assert spent_this_month_cents(user_id=user.pk) == 360
     user.refresh_from_db()
-    assert user.balance_cents == 100_000 - 360
+    assert balance(user) == 100_000 - 360
     assert audit_mismatches() == []
 
 

@@ -15,7 +15,7 @@ from generations import jobs
 from generations.models import Generation
 from generations.services import generation_claim_submit
 from generations.worker import schedule_sweeper
-from tests.conftest import api_for, make_user, run_jobs
+from tests.conftest import api_for, balance, make_user, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -78,7 +78,7 @@ def test_a_submit_whose_worker_died_and_never_called_back_is_failed_and_refunded
         assert reconcile_output() == []  # settled once, never twice
     generation.refresh_from_db()
     assert generation.status == "failed" and generation.failure_class == "unknown_outcome"
-    assert generation.user.balance_cents == 10_000
+    assert balance(generation.user) == 10_000
     assert audit_mismatches() == []
 
 

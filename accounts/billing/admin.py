@@ -1,10 +1,12 @@
 """The money in the admin: read here, changed only through the ledger and the top-up services."""
 
+import uuid
+
 from django import forms
 from django.contrib import admin, messages
 from django.forms.models import BaseInlineFormSet
 
-from accounts.billing.models import CreditEntry, StripeEvent, TopUp
+from accounts.billing.models import CreditAccount, CreditEntry, StripeEvent, TopUp
 
 
 class RecentFirstFormSet(BaseInlineFormSet):
@@ -20,7 +22,16 @@ class CreditEntryInline(admin.TabularInline):
     model = CreditEntry
     formset = RecentFirstFormSet
     verbose_name_plural = "credit entries (newest 50; the whole ledger is under Credit entries)"
-    fields = ("created_at", "kind", "amount_cents", "balance_after", "description", "reference")
+    fields = (
+        "created_at",
+        "kind",
+        "amount_cents",
+        "owed_cents",
+        "balance_after",
+        "owed_after",
+        "description",
+        "reference",
+    )
     readonly_fields = fields
     ordering = ("-id",)
     extra = 0
@@ -30,9 +41,19 @@ class CreditEntryInline(admin.TabularInline):
 
 
 class GrantCreditsForm(forms.Form):
+    # Made when the form is shown and sent back with it: a double-clicked "Apply" (or a browser
+    # re-sending the POST) carries the same key, and the ledger grants once per key and user.
+    idempotency_key = forms.UUIDField(
+        widget=forms.HiddenInput,
+        initial=uuid.uuid4,
+        error_messages={
+            "required": "This form is out of date: choose the action again.",
+            "invalid": "This form is out of date: choose the action again.",
+        },
+    )
     amount_cents = forms.IntegerField(
         label="Credits (cents)",
-        help_text="Negative takes credits back, never below zero.",
+        help_text="Negative takes credits back, never below zero; a grant pays what is owed first.",
         min_value=-10_000_000,
         max_value=10_000_000,
     )
@@ -48,11 +69,51 @@ class GrantCreditsForm(forms.Form):
 class CreditEntryAdmin(admin.ModelAdmin):
     """The ledger is append-only: operators read it here and change balances through services."""
 
-    list_display = ("created_at", "user", "kind", "amount_cents", "balance_after", "description", "reference")
+    list_display = (
+        "created_at",
+        "user",
+        "kind",
+        "amount_cents",
+        "owed_cents",
+        "balance_after",
+        "owed_after",
+        "description",
+        "reference",
+    )
     list_filter = ("kind", "created_at")
     search_fields = ("user__username", "description", "reference", "idempotency_key")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class OwesFilter(admin.SimpleListFilter):
+    title = "debt"
+    parameter_name = "owes"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Owes credits"),)
+
+    def queryset(self, request, queryset):
+        return queryset.filter(owed_cents__gt=0) if self.value() == "yes" else queryset
+
+
+@admin.register(CreditAccount)
+class CreditAccountAdmin(admin.ModelAdmin):
+    """Balances and debts, read-only: only the ledger writes them (grant through the user admin)."""
+
+    list_display = ("owner", "balance_cents", "owed_cents", "created_at")
+    list_filter = (OwesFilter,)
+    search_fields = ("owner__username", "owner__email")
+    list_select_related = ("owner",)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -127,7 +188,7 @@ class StripeEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Process again (safe: crediting and refunds are idempotent)")
     def process_again(self, request, queryset) -> None:
-        from accounts.billing.topups import StripeEventFailed, stripe_event_process
+        from accounts.billing.stripe_events import StripeEventFailed, stripe_event_process
 
         for event in queryset:
             try:

@@ -1,17 +1,24 @@
-"""The credit ledger: every change of a balance goes through here.
+"""The credit ledger: the only code that moves a balance or a debt.
 
-Each change is one `CreditEntry` with a unique idempotency key, written in the same
-transaction as a guarded `UPDATE ... SET balance = balance + n WHERE balance + n >= 0`.
-The database's CheckConstraint is the last line of defence; the guard keeps us from
-ever reaching it. A repeated idempotency key returns the first entry and changes nothing.
+Each event is exactly one `CreditEntry`, with a unique idempotency key, written in the same
+transaction as the `CreditAccount` row it moves. That row is locked (`SELECT ... FOR UPDATE`)
+and then changed by an `UPDATE` guarded on the very values it was read with; the database's
+CheckConstraints (balance >= 0, owed >= 0, never both positive) are the last line of defence.
+A repeated idempotency key returns the first entry (with `replayed` set) and changes nothing.
+
+Debts: a take-back (a Stripe refund or dispute) takes what the balance holds and records the
+rest as owed; credits that arrive later (a failed video's refund, a grant, a top-up, a dispute
+won) pay what is owed before they reach the balance. An entry's `amount_cents` is always the
+event's whole value; `owed_cents` says how much of it went to or came from the debt.
 """
 
 import uuid
 
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from accounts.models import CreditEntry, User
+from accounts.billing.models import CreditAccount, CreditEntry
 
 
 class InsufficientCredits(Exception):
@@ -27,9 +34,29 @@ class IdempotencyConflict(Exception):
 
 def _existing(idempotency_key: str, *, user_id: int, amount_cents: int) -> CreditEntry | None:
     entry = CreditEntry.objects.filter(idempotency_key=idempotency_key).first()
-    if entry is not None and (entry.user_id != user_id or entry.amount_cents != amount_cents):
+    if entry is None:
+        return None
+    if entry.user_id != user_id or entry.amount_cents != amount_cents:
         raise IdempotencyConflict(f"Idempotency key {idempotency_key!r} was used for another change.")
+    entry.replayed = True
     return entry
+
+
+def _account_for_update(user_id: int) -> CreditAccount:
+    """The user's account, locked until the end of the transaction; made on first use.
+
+    Made lazily, so that every way a user comes to exist (sign-up, createsuperuser, the admin's
+    "add user", a script) works without a hook. ON CONFLICT DO NOTHING lets two first movements
+    at once both go on: the loser waits for the winner's row and locks it.
+    """
+    account = CreditAccount.objects.select_for_update().filter(owner_id=user_id).first()
+    if account is not None:
+        return account
+    user_model = get_user_model()
+    if not user_model.objects.filter(pk=user_id).exists():
+        raise user_model.DoesNotExist(f"No user with id {user_id}.")
+    CreditAccount.objects.bulk_create([CreditAccount(owner_id=user_id)], ignore_conflicts=True)
+    return CreditAccount.objects.select_for_update().get(owner_id=user_id)
 
 
 def _apply(
@@ -41,6 +68,7 @@ def _apply(
     idempotency_key: str,
     reference: str = "",
     created_by: str = "",
+    may_owe: bool = False,
 ) -> CreditEntry:
     if amount_cents == 0:
         raise ValueError("A ledger entry moves at least one credit.")
@@ -49,28 +77,45 @@ def _apply(
         return existing
     try:
         with transaction.atomic():
-            moved = User.objects.filter(pk=user_id, balance_cents__gte=-amount_cents).update(
-                balance_cents=F("balance_cents") + amount_cents
-            )
-            if not moved:
-                balance = User.objects.filter(pk=user_id).values_list("balance_cents", flat=True).first()
-                if balance is None:
-                    raise User.DoesNotExist(f"No user with id {user_id}.")
+            account = _account_for_update(user_id)
+            # Again under the lock: a twin call with this key may have committed meanwhile.
+            existing = _existing(idempotency_key, user_id=user_id, amount_cents=amount_cents)
+            if existing is not None:
+                return existing
+            balance, owed = account.balance_cents, account.owed_cents
+            if amount_cents > 0:
+                paid = min(owed, amount_cents)  # what is owed is paid first
+                balance_delta, owed_delta = amount_cents - paid, -paid
+            elif -amount_cents <= balance:
+                balance_delta, owed_delta = amount_cents, 0
+            elif may_owe:
+                balance_delta, owed_delta = -balance, -amount_cents - balance
+            else:
                 raise InsufficientCredits(needed_cents=-amount_cents, balance_cents=balance)
-            # Our UPDATE holds the row lock until commit, so this read is our own result.
-            balance_after = User.objects.filter(pk=user_id).values_list("balance_cents", flat=True).get()
-            return CreditEntry.objects.create(
+            guarded = CreditAccount.objects.filter(pk=account.pk, balance_cents=balance, owed_cents=owed)
+            moved = guarded.update(
+                balance_cents=F("balance_cents") + balance_delta, owed_cents=F("owed_cents") + owed_delta
+            )
+            if moved != 1:  # the row lock makes this impossible; never write an entry that lies
+                raise RuntimeError(f"Credit account {account.pk} moved under our lock.")
+            entry = CreditEntry.objects.create(
+                account=account,
                 user_id=user_id,
                 amount_cents=amount_cents,
+                owed_cents=owed_delta,
                 kind=kind,
                 description=description[:300],
                 reference=reference,
                 idempotency_key=idempotency_key,
-                balance_after=balance_after,
+                balance_after=balance + balance_delta,
+                owed_after=owed + owed_delta,
                 created_by=created_by,
             )
+            entry.replayed = False
+            return entry
     except IntegrityError:
-        # A concurrent call with the same key won the unique index; ours rolled back whole.
+        # A concurrent call with the same key (for another user) won the unique index; ours
+        # rolled back whole.
         existing = _existing(idempotency_key, user_id=user_id, amount_cents=amount_cents)
         if existing is None:
             raise
@@ -78,9 +123,10 @@ def _apply(
 
 
 def credits_grant(
-    *, user: User, amount_cents: int, reason: str, idempotency_key: str | None = None, created_by: str = ""
+    *, user, amount_cents: int, reason: str, idempotency_key: str | None = None, created_by: str = ""
 ) -> CreditEntry:
-    """Give credits (positive) or take them back (negative, never below zero)."""
+    """Give credits (positive: they pay what is owed first) or take them back (negative: never
+    below zero and never into debt; raises InsufficientCredits instead)."""
     return _apply(
         user_id=user.pk,
         amount_cents=amount_cents,
@@ -110,6 +156,7 @@ def credits_charge(
 def credits_refund(
     *, user_id: int, amount_cents: int, description: str, idempotency_key: str, reference: str
 ) -> CreditEntry:
+    """Give a charge back; whatever is owed is paid from it first."""
     if amount_cents <= 0:
         raise ValueError("A refund returns at least one credit.")
     return _apply(
@@ -140,13 +187,31 @@ def credits_topup(
 def credits_take_back(
     *, user_id: int, amount_cents: int, description: str, idempotency_key: str, reference: str
 ) -> CreditEntry:
-    """Take credits back (a refunded payment); raises InsufficientCredits when short."""
+    """Take back credits whose payment went back (a Stripe refund or dispute): what the balance
+    holds goes at once, the rest is recorded as owed. Never raises InsufficientCredits."""
     if amount_cents <= 0:
         raise ValueError("A take-back removes at least one credit.")
     return _apply(
         user_id=user_id,
         amount_cents=-amount_cents,
-        kind=CreditEntry.Kind.ADJUSTMENT,
+        kind=CreditEntry.Kind.TAKE_BACK,
+        description=description,
+        idempotency_key=idempotency_key,
+        reference=reference,
+        may_owe=True,
+    )
+
+
+def credits_restore(
+    *, user_id: int, amount_cents: int, description: str, idempotency_key: str, reference: str
+) -> CreditEntry:
+    """Give back what a take-back took (a dispute won); whatever is owed is paid from it first."""
+    if amount_cents <= 0:
+        raise ValueError("A restore gives back at least one credit.")
+    return _apply(
+        user_id=user_id,
+        amount_cents=amount_cents,
+        kind=CreditEntry.Kind.RESTORE,
         description=description,
         idempotency_key=idempotency_key,
         reference=reference,

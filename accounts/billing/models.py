@@ -2,11 +2,52 @@
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
+
+
+class CreditAccount(models.Model):
+    """Where a balance and a debt live: one account per user now, shaped so a team could share one.
+
+    Written only by accounts.billing.ledger, by a guarded UPDATE in the same transaction as the
+    ledger row that explains it. It is not the auth `User` row on purpose: Django saves that row
+    whole on a password change, and a stale copy written back would undo every charge since.
+    """
+
+    owner = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="credit_account"
+    )
+    balance_cents = models.BigIntegerField(default=0)
+    # Credits taken back (a Stripe refund or dispute) that the balance could not cover: the next
+    # credits to arrive pay this first, so a debt and a positive balance never exist together.
+    owed_cents = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(balance_cents__gte=0), name="credit_account_balance_gte_0"),
+            models.CheckConstraint(condition=Q(owed_cents__gte=0), name="credit_account_owed_gte_0"),
+            models.CheckConstraint(
+                condition=Q(balance_cents=0) | Q(owed_cents=0), name="credit_account_debt_paid_first"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owed = f", owes {self.owed_cents}" if self.owed_cents else ""
+        return f"Credits of {self.owner_id}: {self.balance_cents}{owed}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # A guard, not logic: no form, admin page or stale instance may write a balance.
+        raise TypeError("A CreditAccount is written only by accounts.billing.ledger.")
 
 
 class CreditEntry(models.Model):
-    """One append-only line of the credit ledger; a user's balance is the sum of theirs."""
+    """One append-only line of the credit ledger: one event, exactly one row.
+
+    `amount_cents` is the event's value (a refund's is the cost it gives back, a take-back's what
+    Stripe took); `owed_cents` is how it moved the debt (+ when a take-back could not be covered,
+    - when arriving credits paid a debt). The balance moved by `amount_cents + owed_cents`, so an
+    account's balance is the sum of both columns over its entries and its debt the sum of `owed_cents`.
+    """
 
     class Kind(models.TextChoices):
         GRANT = "grant", "Grant"
@@ -14,17 +55,25 @@ class CreditEntry(models.Model):
         CHARGE = "charge", "Charge"
         REFUND = "refund", "Refund"
         ADJUSTMENT = "adjustment", "Adjustment"
+        TAKE_BACK = "take_back", "Taken back"
+        RESTORE = "restore", "Given back"
 
+    # Credits arriving: they pay what is owed before they reach the balance.
+    CREDITS = (Kind.GRANT, Kind.TOPUP, Kind.REFUND, Kind.RESTORE)
+
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="entries")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="credit_entries"
     )
     amount_cents = models.BigIntegerField()
+    owed_cents = models.BigIntegerField(default=0)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     description = models.CharField(max_length=300)
     # What caused it, as "<kind>:<id>" (e.g. "generation:<uuid>", "topup:<id>").
     reference = models.CharField(max_length=100, blank=True, db_index=True)
     idempotency_key = models.CharField(max_length=200, unique=True)
     balance_after = models.BigIntegerField()
+    owed_after = models.BigIntegerField(default=0)
     created_by = models.CharField(max_length=150, blank=True, help_text="Operator, for manual entries.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -36,12 +85,23 @@ class CreditEntry(models.Model):
             models.CheckConstraint(
                 condition=Q(balance_after__gte=0), name="credit_balance_after_not_negative"
             ),
+            models.CheckConstraint(condition=Q(owed_after__gte=0), name="credit_owed_after_not_negative"),
             models.CheckConstraint(
                 condition=~Q(kind="charge") | Q(amount_cents__lt=0), name="credit_charge_is_negative"
             ),
             models.CheckConstraint(
-                condition=~Q(kind__in=["refund", "topup", "grant"]) | Q(amount_cents__gt=0),
-                name="credit_credit_is_positive",
+                condition=~Q(kind__in=["charge", "adjustment"]) | Q(owed_cents=0),
+                name="credit_charge_never_owes",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["refund", "topup", "grant", "restore"])
+                | (Q(amount_cents__gt=0) & Q(owed_cents__lte=0) & Q(owed_cents__gte=-F("amount_cents"))),
+                name="credit_credit_pays_debt_within_value",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="take_back")
+                | (Q(amount_cents__lt=0) & Q(owed_cents__gte=0) & Q(owed_cents__lte=-F("amount_cents"))),
+                name="credit_take_back_owes_within_value",
             ),
         ]
         verbose_name_plural = "credit entries"
@@ -49,12 +109,20 @@ class CreditEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.amount_cents:+d} {self.kind} for {self.user_id}"
 
+    @property
+    def balance_delta(self) -> int:
+        return self.amount_cents + self.owed_cents
+
+    @property
+    def debt_paid_cents(self) -> int:
+        return max(-self.owed_cents, 0)
+
 
 class TopUp(models.Model):
     """One purchase of credits through a Stripe Checkout Session (1 credit = 1 cent).
 
     Written before the session exists, so the session can name it; moved only by
-    accounts.billing, by claims on `state`.
+    accounts.billing.topups, by claims on `state` under the row's lock.
     """
 
     class State(models.TextChoices):
@@ -64,6 +132,9 @@ class TopUp(models.Model):
         FAILED = "failed", "Failed"
         PARTIALLY_REFUNDED = "partially_refunded", "Partially refunded"
         REFUNDED = "refunded", "Refunded"
+        DISPUTED = "disputed", "Disputed"
+
+    CREDITED = (State.PAID, State.PARTIALLY_REFUNDED, State.REFUNDED, State.DISPUTED)
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="topups")
     amount_cents = models.BigIntegerField()
@@ -75,7 +146,10 @@ class TopUp(models.Model):
     checkout_url = models.URLField(max_length=2000, blank=True)
     receipt_url = models.URLField(max_length=2000, blank=True)
     refunded_cents = models.BigIntegerField(default=0)
-    # Refunded credits the user had already spent, so could not be taken back: for operators.
+    # Taken back by a dispute still open or lost (a dispute won gives it back).
+    disputed_cents = models.BigIntegerField(default=0)
+    # Of the credits taken back for this top-up, those the balance could not cover (held by
+    # unfinished videos, or spent) and that became owed instead: for operators.
     shortfall_cents = models.BigIntegerField(default=0)
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -92,9 +166,11 @@ class TopUp(models.Model):
                 name="topup_refunded_within_amount",
             ),
             models.CheckConstraint(
-                condition=Q(shortfall_cents__gte=0) & Q(shortfall_cents__lte=models.F("refunded_cents")),
-                name="topup_shortfall_within_refunded",
+                condition=Q(disputed_cents__gte=0)
+                & Q(disputed_cents__lte=models.F("amount_cents") - models.F("refunded_cents")),
+                name="topup_disputed_within_unrefunded",
             ),
+            models.CheckConstraint(condition=Q(shortfall_cents__gte=0), name="topup_shortfall_not_negative"),
         ]
 
     def __str__(self) -> str:
@@ -102,7 +178,7 @@ class TopUp(models.Model):
 
     @property
     def credited(self) -> bool:
-        return self.state in (self.State.PAID, self.State.PARTIALLY_REFUNDED, self.State.REFUNDED)
+        return self.state in self.CREDITED
 
 
 class StripeEvent(models.Model):

@@ -1,17 +1,19 @@
-"""Stripe top-ups: every write about a purchase of credits (issue 5, CONTRACT §4 and §5b).
+"""Stripe top-ups: every write about a purchase of credits (CONTRACT §4 and §5b).
 
 A payment becomes credits through `topup_fulfil`, and only there. The webhook and the success
 page both call it; the ledger entry's idempotency key is the Checkout Session id, and the
 TopUp row is locked while it runs, so however many events (or page loads) report one paid
 session, at the same moment or days apart, the credits arrive once.
 
-Webhook events are stored first (`stripe_event_receive`) and handled in a transaction
-(`stripe_event_process`) under a lock on their row: a redelivery of a handled event changes
-nothing, a failed one is handled again.
+Money going back to the customer takes credits back (CONTRACT §5b "Taking credits back"): a
+refund takes the growth of the charge's `amount_refunded`, a dispute its `amount` (given back if
+the dispute is won). What the balance cannot cover becomes owed (see accounts.billing.ledger).
+Each is one ledger entry under a key named for what Stripe reported, written under the TopUp's
+row lock, so however often or concurrently an event is delivered, it counts once.
 """
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -21,18 +23,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.billing import stripe_client
-from accounts.billing.ledger import InsufficientCredits, credits_take_back, credits_topup
-from accounts.models import StripeEvent, TopUp, User
+from accounts.billing.ledger import credits_restore, credits_take_back, credits_topup
+from accounts.billing.models import CreditEntry, TopUp
 
 logger = logging.getLogger(__name__)
-
-# Event types we act on; anything else is stored as ignored and answered 200.
-SESSION_COMPLETED = "checkout.session.completed"
-SESSION_ASYNC_SUCCEEDED = "checkout.session.async_payment_succeeded"
-SESSION_ASYNC_FAILED = "checkout.session.async_payment_failed"
-SESSION_EXPIRED = "checkout.session.expired"
-CHARGE_SUCCEEDED = "charge.succeeded"
-CHARGE_REFUNDED = "charge.refunded"
 
 # A paid session may still be reported after we marked it expired or failed (events arrive
 # in any order): money that arrived is always credited.
@@ -47,12 +41,6 @@ class PaymentsUnconfigured(Exception):
 
 class BillingError(Exception):
     """A webhook event we must not acknowledge: it is stored as failed and Stripe retries it."""
-
-
-class StripeEventFailed(Exception):
-    def __init__(self, event: StripeEvent, cause: BaseException) -> None:
-        self.event = event
-        super().__init__(f"Stripe event {event.stripe_id} ({event.type}) failed: {cause}")
 
 
 def _id(value: Any) -> str:
@@ -75,7 +63,7 @@ def _receipt_url(value: Any) -> str:
 # --- Checkout ---------------------------------------------------------------------------------
 
 
-def topup_create(*, user: User, amount_cents: int) -> TopUp:
+def topup_create(*, user, amount_cents: int) -> TopUp:
     """A pending TopUp and the Stripe Checkout Session that pays for it (its URL on the row).
 
     Raises PaymentsUnconfigured, or stripe_client.StripeCallFailed (the TopUp is then failed:
@@ -256,11 +244,11 @@ def topup_receipt_record(*, charge: Mapping[str, Any]) -> TopUp | None:
 
 
 def topup_refund(*, charge: Mapping[str, Any]) -> TopUp | None:
-    """Take back the credits a refund of `charge` paid back, never below zero.
+    """Take back the credits a refund of `charge` paid back: what the balance holds at once, the
+    rest as owed (paid by the next credits to arrive). None when the charge is not ours.
 
     `amount_refunded` is cumulative, so only its growth past what this TopUp has already given
-    back is taken: a redelivered or an older event takes nothing. What the user has already
-    spent cannot be taken; it is recorded as the TopUp's shortfall, for operators.
+    back is taken: a redelivered or an older event takes nothing.
     """
     charge_id = _id(charge)
     with transaction.atomic():
@@ -276,141 +264,127 @@ def topup_refund(*, charge: Mapping[str, Any]) -> TopUp | None:
         receipt = _receipt_url(charge) or topup.receipt_url
         if delta <= 0:
             return topup
-        # Lock the user's row: the balance we fall back to below is then the one we take from.
-        User.objects.select_for_update().filter(pk=topup.user_id).values_list("pk", flat=True).get()
-        description = f"Refund of top-up {topup.pk}: {delta:,} credits taken back"
-        key = f"stripe:refund:{charge_id or topup.stripe_payment_intent}:{refunded_total}"
-        try:
-            credits_take_back(
-                user_id=topup.user_id,
-                amount_cents=delta,
-                description=description,
-                idempotency_key=key,
-                reference=f"topup:{topup.pk}",
-            )
-            taken = delta
-        except InsufficientCredits as exc:
-            taken = max(exc.balance_cents, 0)
-            if taken:
-                credits_take_back(
-                    user_id=topup.user_id,
-                    amount_cents=taken,
-                    description=f"Refund of top-up {topup.pk}: {taken:,} of {delta:,} credits taken back",
-                    idempotency_key=key,
-                    reference=f"topup:{topup.pk}",
-                )
-        shortfall = delta - taken
+        entry = credits_take_back(
+            user_id=topup.user_id,
+            amount_cents=delta,
+            description=f"Refund of top-up {topup.pk}: {delta:,} credits taken back",
+            idempotency_key=f"stripe:refund:{charge_id or topup.stripe_payment_intent}:{refunded_total}",
+            reference=f"topup:{topup.pk}",
+        )
         state = (
             TopUp.State.REFUNDED if refunded_total >= topup.amount_cents else TopUp.State.PARTIALLY_REFUNDED
         )
+        # The row is locked, so the guard on refunded_cents only documents what we read.
         TopUp.objects.filter(pk=topup.pk, refunded_cents=topup.refunded_cents).update(
             state=state,
             refunded_cents=refunded_total,
-            shortfall_cents=F("shortfall_cents") + shortfall,
+            shortfall_cents=F("shortfall_cents") + entry.owed_cents,
             receipt_url=receipt,
             updated_at=timezone.now(),
         )
-        if shortfall:
+        if entry.owed_cents:
             logger.warning(
-                "topup %s refunded: %s credits could not be taken back from user %s (already spent)",
+                "topup %s refunded: user %s owes %s credits (already held or spent)",
                 topup.pk,
-                shortfall,
                 topup.user_id,
+                entry.owed_cents,
             )
     topup.refresh_from_db()
     return topup
 
 
-# --- Webhook events ----------------------------------------------------------------------------
+# --- Disputes (chargebacks) ----------------------------------------------------------------------
 
-Outcome = tuple[str, str]  # (StripeEvent state, a note for operators)
-
-
-def _outcome(topup: TopUp | None, what: str) -> Outcome:
-    if topup is None:
-        return StripeEvent.State.IGNORED, f"No top-up of ours matches this {what}."
-    return StripeEvent.State.PROCESSED, f"Top-up {topup.pk}: {topup.state}."
+# A dispute closed as won, or an inquiry closed without becoming a chargeback: the money stayed ours.
+DISPUTE_GIVEN_BACK = ("won", "warning_closed")
 
 
-def _on_session_completed(session: Mapping[str, Any]) -> Outcome:
-    # With a delayed payment method the session completes unpaid; async_payment_* follows.
-    return _outcome(topup_fulfil(session=session), "session")
+def _state_without_dispute(topup: TopUp) -> str:
+    if topup.refunded_cents >= topup.amount_cents:
+        return TopUp.State.REFUNDED
+    return TopUp.State.PARTIALLY_REFUNDED if topup.refunded_cents else TopUp.State.PAID
 
 
-def _on_async_succeeded(session: Mapping[str, Any]) -> Outcome:
-    return _outcome(topup_fulfil(session=session, paid=True), "session")
+def _dispute_key(dispute: Mapping[str, Any]) -> str:
+    dispute_id = _id(dispute)
+    if not dispute_id:
+        raise BillingError("The event's dispute has no id.")
+    return f"stripe:dispute:{dispute_id}"
 
 
-def _on_async_failed(session: Mapping[str, Any]) -> Outcome:
-    topup = topup_mark(session=session, state=TopUp.State.FAILED, reason="The payment did not go through.")
-    return _outcome(topup, "session")
-
-
-def _on_expired(session: Mapping[str, Any]) -> Outcome:
-    topup = topup_mark(session=session, state=TopUp.State.EXPIRED, reason="The checkout expired unpaid.")
-    return _outcome(topup, "session")
-
-
-def _on_charge_succeeded(charge: Mapping[str, Any]) -> Outcome:
-    return _outcome(topup_receipt_record(charge=charge), "charge")
-
-
-def _on_charge_refunded(charge: Mapping[str, Any]) -> Outcome:
-    return _outcome(topup_refund(charge=charge), "charge")
-
-
-HANDLERS: dict[str, Callable[[Mapping[str, Any]], Outcome]] = {
-    SESSION_COMPLETED: _on_session_completed,
-    SESSION_ASYNC_SUCCEEDED: _on_async_succeeded,
-    SESSION_ASYNC_FAILED: _on_async_failed,
-    SESSION_EXPIRED: _on_expired,
-    CHARGE_SUCCEEDED: _on_charge_succeeded,
-    CHARGE_REFUNDED: _on_charge_refunded,
-}
-DONE = (StripeEvent.State.PROCESSED, StripeEvent.State.IGNORED)
-
-
-def stripe_event_receive(*, event: Mapping[str, Any]) -> StripeEvent:
-    """Store a verified event under its Stripe id; a redelivery returns the stored row."""
-    row, _ = StripeEvent.objects.get_or_create(
-        stripe_id=event["id"], defaults={"type": str(event["type"])[:100], "payload": dict(event)}
-    )
-    return row
-
-
-def stripe_event_process(*, event_id: int, force: bool = False) -> StripeEvent:
-    """Handle a stored event once; `force` handles a done one again (the handlers are idempotent).
-
-    Raises StripeEventFailed when the handler fails: its writes are rolled back, the event is
-    stored as failed with the error, and the webhook answers 500 so that Stripe retries.
-    """
-    failure: BaseException | None = None
+def topup_dispute_open(*, dispute: Mapping[str, Any]) -> TopUp | None:
+    """`charge.dispute.created`: take the disputed amount back, as a refund would (what the balance
+    cannot cover becomes owed). Counted once per dispute. None when the payment is not ours."""
+    key = _dispute_key(dispute)
     with transaction.atomic():
-        # Concurrent deliveries of one event queue on this lock; the later ones see it done.
-        event = StripeEvent.objects.select_for_update().get(pk=event_id)
-        if event.state in DONE and not force:
-            return event
-        handler = HANDLERS.get(event.type)
-        if handler is None:
-            state, note = StripeEvent.State.IGNORED, "We do not act on this event type."
-        else:
-            try:
-                with transaction.atomic():
-                    state, note = handler(event.payload["data"]["object"])
-            except Exception as exc:  # noqa: BLE001 - any handler error is stored, then re-raised
-                failure = exc
-                state, note = StripeEvent.State.FAILED, f"{exc.__class__.__name__}: {exc}"
-        now = timezone.now()
-        StripeEvent.objects.filter(pk=event.pk).update(
-            state=state,
-            error=note[:2000],
-            attempts=F("attempts") + 1,
-            processed_at=F("processed_at") if state == StripeEvent.State.FAILED else now,
-            updated_at=now,
+        topup = _locked_topup_for_charge(dispute)
+        if topup is None:
+            return None
+        if not topup.credited:
+            raise BillingError(f"Top-up {topup.pk} is disputed but not credited yet ({topup.state}).")
+        if CreditEntry.objects.filter(idempotency_key=key).exists():
+            return topup  # this dispute was counted already (the TopUp's lock makes this final)
+        # Stripe never disputes more than was paid and not refunded; never take back more either.
+        disputable = topup.amount_cents - topup.refunded_cents - topup.disputed_cents
+        amount = min(int(dispute.get("amount") or 0), disputable)
+        if amount <= 0:
+            return topup
+        entry = credits_take_back(
+            user_id=topup.user_id,
+            amount_cents=amount,
+            description=f"Payment for top-up {topup.pk} disputed: {amount:,} credits taken back",
+            idempotency_key=key,
+            reference=f"topup:{topup.pk}",
         )
-    event.refresh_from_db()
-    if failure is not None:
-        logger.error("stripe event %s (%s) failed: %s", event.stripe_id, event.type, event.error)
-        raise StripeEventFailed(event, failure) from failure
-    logger.info("stripe event %s (%s): %s", event.stripe_id, event.type, event.state)
-    return event
+        TopUp.objects.filter(pk=topup.pk).update(
+            state=TopUp.State.DISPUTED,
+            disputed_cents=F("disputed_cents") + amount,
+            shortfall_cents=F("shortfall_cents") + entry.owed_cents,
+            updated_at=timezone.now(),
+        )
+        logger.warning(
+            "topup %s disputed: %s credits taken back from user %s (%s owed)",
+            topup.pk,
+            amount,
+            topup.user_id,
+            entry.owed_cents,
+        )
+    topup.refresh_from_db()
+    return topup
+
+
+def topup_dispute_close(*, dispute: Mapping[str, Any]) -> TopUp | None:
+    """`charge.dispute.closed`: a dispute won gives back what its opening took (paying what is owed
+    first); one lost keeps it taken. Counted once per dispute. None when the payment is not ours."""
+    key = _dispute_key(dispute)
+    with transaction.atomic():
+        topup = _locked_topup_for_charge(dispute)
+        if topup is None:
+            return None
+        if dispute.get("status") not in DISPUTE_GIVEN_BACK:
+            return topup
+        taken = CreditEntry.objects.filter(idempotency_key=key).first()
+        if taken is None:
+            # Its opening is not counted yet (events arrive in any order): giving back now would
+            # give what was never taken. Fail, so that Stripe retries once the opening is in.
+            raise BillingError(f"Dispute {_id(dispute)} closed before its opening was counted.")
+        given_back_key = f"{key}:given_back"
+        if CreditEntry.objects.filter(idempotency_key=given_back_key).exists():
+            return topup
+        amount = -taken.amount_cents
+        credits_restore(
+            user_id=topup.user_id,
+            amount_cents=amount,
+            description=f"Dispute over top-up {topup.pk} won: {amount:,} credits given back",
+            idempotency_key=given_back_key,
+            reference=f"topup:{topup.pk}",
+        )
+        topup.disputed_cents -= amount
+        TopUp.objects.filter(pk=topup.pk).update(
+            state=_state_without_dispute(topup) if not topup.disputed_cents else TopUp.State.DISPUTED,
+            disputed_cents=F("disputed_cents") - amount,
+            updated_at=timezone.now(),
+        )
+        logger.info("topup %s: dispute won, %s credits given back", topup.pk, amount)
+    topup.refresh_from_db()
+    return topup

@@ -14,16 +14,14 @@ from django.views.decorators.http import require_POST
 
 from accounts.billing import stripe_client
 from accounts.billing.forms import CustomTopUpForm, TopUpForm, usd
-from accounts.billing.selectors import topup_for_user, topups_for_user
-from accounts.billing.topups import (
-    BillingError,
-    PaymentsUnconfigured,
-    StripeEventFailed,
-    stripe_event_process,
-    stripe_event_receive,
-    topup_create,
-    topup_sync,
+from accounts.billing.selectors import (
+    balance_for_user,
+    recent_entries_for_user,
+    topup_for_user,
+    topups_for_user,
 )
+from accounts.billing.stripe_events import StripeEventFailed, stripe_event_process, stripe_event_receive
+from accounts.billing.topups import BillingError, PaymentsUnconfigured, topup_create, topup_sync
 from accounts.models import TopUp
 from seedance_site.api import api_error
 from seedance_site.ratelimits import over_user_limit
@@ -61,9 +59,9 @@ def _billing_page(
         "custom_form": custom_form or CustomTopUpForm(),
         "min_label": usd(settings.TOPUP_MIN_CENTS),
         "max_label": usd(settings.TOPUP_MAX_CENTS),
-        "balance_label": usd(request.user.balance_cents),
+        "balance_label": usd(balance_for_user(user=request.user)),
         "topups": topups,
-        "entries": request.user.credit_entries.all()[:20],
+        "entries": recent_entries_for_user(user=request.user),
     }
     return render(request, "billing/billing.html", context, status=status)
 
@@ -111,7 +109,6 @@ def billing_success(request: HttpRequest) -> HttpResponse:
         except (stripe_client.StripeCallFailed, stripe_client.StripeNotConfigured, BillingError) as exc:
             logger.warning("success page for topup %s: %s", topup.pk, exc)
             unconfirmed = topup.state == TopUp.State.PENDING
-    request.user.refresh_from_db(fields=["balance_cents"])
     context = {"topup": topup, "amount_label": usd(topup.amount_cents), "unconfirmed": unconfirmed}
     return render(request, "billing/success.html", context)
 

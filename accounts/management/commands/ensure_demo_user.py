@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand
 from django.utils import timezone
 
 from accounts.billing.ledger import credits_grant
+from accounts.billing.selectors import balance_for_user
 from accounts.models import User
 
 
@@ -24,5 +25,5 @@ class Command(BaseCommand):
             reason="Demo credits",
             idempotency_key="demo:initial-credits",
         )
-        user.refresh_from_db(fields=["balance_cents"])
-        self.stdout.write(f"demo user ready: log in as demo/demo ({user.balance_cents} credits)")
+        balance = balance_for_user(user=user)
+        self.stdout.write(f"demo user ready: log in as demo/demo ({balance} credits)")

@@ -12,6 +12,7 @@ from generations.models import (
     WebhookDelivery,
 )
 from generations.operations import generation_fail_and_refund, generation_poll_now, generation_retry_submit
+from generations.services import generation_set_share
 
 
 class OperatorActionInline(admin.TabularInline):
@@ -110,6 +111,12 @@ class GenerationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request: HttpRequest, obj: Generation | None = None) -> bool:
         # Deleting would orphan its ledger entries; users delete their own from the gallery.
         return False
+
+    def save_model(self, request: HttpRequest, obj: Generation, form, change: bool) -> None:
+        # Only `shared` is editable. A full save would write back every column as this request
+        # read it, undoing any status a worker or a callback claimed meanwhile.
+        if change and "shared" in form.changed_data:
+            generation_set_share(generation=obj, shared=obj.shared)
 
     def _report(self, request: HttpRequest, verb: str, done: int, total: int) -> None:
         level = messages.SUCCESS if done == total else messages.WARNING

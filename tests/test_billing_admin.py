@@ -4,7 +4,7 @@ import pytest
 
 from accounts.billing.audit import audit_mismatches
 from accounts.billing.topups import topup_create
-from accounts.models import StripeEvent, TopUp
+from accounts.models import CreditAccount, StripeEvent, TopUp
 from tests.conftest import balance
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
     deliver,
@@ -17,7 +17,6 @@ from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `
 def books_balance(db):
     yield
     assert audit_mismatches() == []
-
 
 
 def html(response) -> str:
@@ -76,3 +75,42 @@ def test_admin_process_again_on_a_topup_asks_stripe_and_credits_once(fake_stripe
 
 def test_admin_cannot_add_or_delete_topups(admin_client):
     assert admin_client.get("/admin/accounts/topup/add/").status_code == 403
+
+
+def test_topups_and_events_are_view_only_so_a_save_cannot_undo_a_claim(fake_stripe, alice, admin_client):
+    topup = topup_create(user=alice, amount_cents=1000)
+    deliver(fake_stripe.event("checkout.session.completed", fake_stripe.mark_paid(topup.stripe_session_id)))
+    event = StripeEvent.objects.get()
+    for url, fields in (
+        (f"/admin/accounts/topup/{topup.pk}/change/", {"state": "pending", "amount_cents": "5"}),
+        (f"/admin/accounts/stripeevent/{event.pk}/change/", {"state": "received"}),
+    ):
+        page = admin_client.get(url)
+        assert page.status_code == 200 and 'name="_save"' not in html(page)
+        assert admin_client.post(url, {**fields, "_save": "Save"}).status_code == 403
+    topup.refresh_from_db()
+    event.refresh_from_db()
+    assert (topup.state, topup.amount_cents, event.state) == ("paid", 1000, "processed")
+
+
+def test_the_user_admin_shows_balance_and_owed_read_only(alice, admin_client):
+    page = admin_client.get(f"/admin/accounts/user/{alice.pk}/change/")
+    assert page.status_code == 200
+    form = page.context["adminform"].form
+    assert not {"balance", "owed", "balance_cents"} & set(form.fields)
+    assert "10000" in html(page) and "owed (credits)" in html(page).lower()
+    listing = admin_client.get("/admin/accounts/user/", {"o": "3"})  # sorted by balance
+    assert listing.status_code == 200 and "10000" in html(listing)
+
+
+def test_credit_accounts_are_read_only_in_the_admin(alice, admin_client):
+    account = CreditAccount.objects.get(owner=alice)
+    assert admin_client.get("/admin/accounts/creditaccount/", {"owes": "yes"}).status_code == 200
+    assert admin_client.get("/admin/accounts/creditaccount/add/").status_code == 403
+    url = f"/admin/accounts/creditaccount/{account.pk}/change/"
+    assert admin_client.post(url, {"balance_cents": "999999", "_save": "Save"}).status_code == 403
+    assert (
+        admin_client.post(f"/admin/accounts/creditaccount/{account.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    assert balance(alice) == 10_000

@@ -9,6 +9,7 @@ from django.test import Client
 from accounts.billing import stripe_client
 from accounts.billing.audit import audit_mismatches
 from accounts.billing.forms import CustomTopUpForm, TopUpForm
+from accounts.billing.ledger import credits_grant
 from accounts.billing.topups import topup_create
 from accounts.models import TopUp, User
 from tests.conftest import api_for, balance
@@ -33,7 +34,6 @@ def client_for(user: User) -> Client:
     client = Client()
     client.force_login(user)
     return client
-
 
 
 def html(response) -> str:
@@ -488,3 +488,22 @@ def test_cancel_page_says_nothing_was_charged(fake_stripe, alice):
 
     assert "Nothing was charged" in page
     assert 'href="/billing/"' in page
+
+
+# --- what is owed ------------------------------------------------------------------------------------
+
+
+def test_account_and_billing_pages_show_what_is_owed(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    deliver(fake_stripe.event("checkout.session.completed", fake_stripe.mark_paid(topup.stripe_session_id)))
+    credits_grant(user=carol, amount_cents=-900, reason="spent on videos")
+    client = client_for(carol)
+    assert "You owe" not in html(client.get("/billing/"))
+
+    deliver(fake_stripe.event("charge.refunded", fake_stripe.refund(topup.stripe_session_id, 1000)))
+
+    billing = html(client.get("/billing/"))
+    assert "You owe 900 credits." in billing and "(900 owed)" in billing
+    account = html(client.get("/accounts/"))
+    assert re.search(r"<dt>Owed</dt><dd><strong>900</strong> credits", account)
+    assert 'title="Your balance: 0 credits' in account  # the header

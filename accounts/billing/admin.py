@@ -131,11 +131,11 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
 
 class ShortfallFilter(admin.SimpleListFilter):
-    title = "refund shortfall"
+    title = "take-back shortfall"
     parameter_name = "shortfall"
 
     def lookups(self, request, model_admin):
-        return (("yes", "Credits could not all be taken back"),)
+        return (("yes", "Credits taken back on credit (owed)"),)
 
     def queryset(self, request, queryset):
         return queryset.filter(shortfall_cents__gt=0) if self.value() == "yes" else queryset
@@ -143,7 +143,16 @@ class ShortfallFilter(admin.SimpleListFilter):
 
 @admin.register(TopUp)
 class TopUpAdmin(admin.ModelAdmin):
-    list_display = ("id", "created_at", "user", "amount_cents", "state", "refunded_cents", "shortfall_cents")
+    list_display = (
+        "id",
+        "created_at",
+        "user",
+        "amount_cents",
+        "state",
+        "refunded_cents",
+        "disputed_cents",
+        "shortfall_cents",
+    )
     list_filter = ("state", ShortfallFilter, "created_at")
     search_fields = ("=id", "user__username", "user__email", "stripe_session_id", "stripe_payment_intent")
     list_select_related = ("user",)
@@ -152,6 +161,11 @@ class TopUpAdmin(admin.ModelAdmin):
     actions = ["check_with_stripe"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # View only: a saved form would write back every column as it was read, undoing any
+        # state a webhook claimed meanwhile. "Process again" goes through the services instead.
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -182,6 +196,9 @@ class StripeEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # view only, as for top-ups
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -3,8 +3,18 @@
 Every failure is sorted into one of three kinds, because each asks for different handling:
 - `RetryLater`: nothing happened upstream that we know of; try the same call again later.
 - `GiveUp`: upstream refused the request; trying again will not help.
-- `UnknownOutcome`: a create call was sent but no answer came; the job may exist upstream,
-  so creating it again could charge the provider twice. Wait for the callback instead.
+- `UnknownOutcome`: a create call was sent but no answer we can trust came; the job may exist
+  upstream, so creating it again could pay the provider twice. Wait for the callback instead
+  (the sweeper fails and refunds the generation if none comes).
+
+A create call is `RetryLater` only when the request provably never reached ShortAPI, or it said
+it did nothing: connection refused or unresolvable (urllib3's NewConnectionError), a connect
+timeout, a TLS handshake that failed, and HTTP 429, 502 and 503 (a busy service, or a gateway that
+could not reach it). Everything else that is not an answer — a reset or a hang-up after sending,
+a read timeout, HTTP 504 (a gateway that gave up waiting), 500 and any other 5xx (it may have failed
+after creating the job), a 2xx body that is not JSON — is `UnknownOutcome`: the conservative side,
+since a duplicate job costs real money and a lost one only a refunded wait. Queries change nothing
+upstream, so every query failure is simply `RetryLater`.
 """
 
 import logging
@@ -15,6 +25,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from urllib3.exceptions import NewConnectionError
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +39,8 @@ MODEL_IDS = {
 IN_PROGRESS = (0, 1)
 SUCCEEDED = 2
 FAILED = 3
+# Statuses a create call may be retried on: the request did nothing upstream.
+CREATE_RETRY_STATUSES = (429, 502, 503)
 
 
 class ShortApiError(Exception):
@@ -76,6 +89,11 @@ class JobState:
     @property
     def failed(self) -> bool:
         return self.status == FAILED
+
+    @property
+    def refunded(self) -> bool:
+        """The provider says it refunded the job (seen on failed jobs): it cost us nothing."""
+        return self.raw.get("refunded") is True
 
     def is_job_for(self, *, model: str, args: dict[str, Any]) -> bool:
         """Whether the query answer shows the very job we would have created with `args`.
@@ -174,6 +192,35 @@ def job_args(
     return args
 
 
+def _never_sent(exc: BaseException) -> bool:
+    """True when the error proves no connection was made, so the request never left."""
+    stack: list[object] = [exc]
+    seen: set[int] = set()
+    while stack:
+        error = stack.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if isinstance(error, NewConnectionError | requests.ConnectTimeout | requests.exceptions.SSLError):
+            return True
+        # requests wraps urllib3's errors (MaxRetryError.reason, args, causes): look inside.
+        stack.extend([getattr(error, "reason", None), error.__cause__, error.__context__, *error.args])
+    return False
+
+
+def _decode_create(response: requests.Response) -> dict[str, Any]:
+    status = response.status_code
+    if status in CREATE_RETRY_STATUSES:
+        raise RetryLater(f"HTTP {status} from ShortAPI", http_status=status)
+    if status >= 500:
+        raise UnknownOutcome(f"HTTP {status} from ShortAPI on create: the job may exist", http_status=status)
+    try:
+        return _decode(response)
+    except RetryLater as exc:
+        # A 2xx whose body we cannot read: the job was most likely made.
+        raise UnknownOutcome(f"{exc} on create: the job may exist", http_status=status) from None
+
+
 def create_job(
     *,
     prompt: str,
@@ -204,14 +251,14 @@ def create_job(
     url = f"{settings.SHORTAPI_BASE_URL}/api/v1/job/create"
     try:
         response = _session().post(url, json=payload, headers=_headers(), timeout=_timeout())
-    except requests.ConnectTimeout as exc:
-        raise RetryLater(f"could not connect to ShortAPI: {exc.__class__.__name__}") from None
-    except requests.Timeout:
-        # The request went out; the job may exist upstream.
-        raise UnknownOutcome("ShortAPI did not answer the create call in time") from None
-    except requests.ConnectionError as exc:
-        raise RetryLater(f"could not reach ShortAPI: {exc.__class__.__name__}") from None
-    body = _decode(response)
+    except (requests.Timeout, requests.ConnectionError) as exc:
+        name = exc.__class__.__name__
+        if _never_sent(exc):
+            raise RetryLater(f"could not connect to ShortAPI: {name}") from None
+        # The request went out (a read timeout, a reset or a hang-up after sending): the job
+        # may exist upstream.
+        raise UnknownOutcome(f"no answer from ShortAPI to the create call: {name}") from None
+    body = _decode_create(response)
     if body.get("code") != 0:
         raise GiveUp(f"ShortAPI refused the job: {_message(body)}", http_status=response.status_code)
     data = body.get("data") if isinstance(body.get("data"), dict) else {}

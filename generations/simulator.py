@@ -45,6 +45,10 @@ Misbehaviour on demand: put markers anywhere in the prompt. Several may be combi
 ``[sim:create-error]``      create answers HTTP 200 ``{"code": 1001, "message": "Insufficient ..."}``; no job
 ``[sim:create-500xN]``      the first N create calls carrying this exact prompt answer HTTP 500 (plain text)
 ``[sim:create-429xN]``      ... answer HTTP 429 (JSON ``{"code": 429, ...}``, ``Retry-After: 1``); no job made
+``[sim:create-502xN]``      ... answer HTTP 502 (a gateway that could not reach the service); no job made
+``[sim:create-503xN]``      ... answer HTTP 503 (the service is unavailable); no job made
+``[sim:create-504]``        the job IS registered, then create answers HTTP 504 (a gateway gave up waiting)
+``[sim:create-reset]``      the job IS registered, then the connection is reset (TCP RST) with no answer
 ``[sim:create-malformed]``  create answers HTTP 200 with a truncated, non-JSON body. The job IS registered
                             (it progresses and calls back) -- an unknown outcome, like a lost answer
 ``[sim:create-timeout]``    the job IS registered, but the answer is delayed by ``create_delay`` seconds
@@ -54,11 +58,14 @@ Misbehaviour on demand: put markers anywhere in the prompt. Several may be combi
 ``[sim:query-timeout-xN]``  the first N queries of the job are delayed by ``query_delay`` seconds
 ``[sim:no-callback]``       never POST the callback
 ``[sim:never]``             the job stays at status 1 forever (until finished through ``/_sim``)
-``[sim:status-7]``          once the job's time is up it reports status 7 (undocumented) forever; no callback
+``[sim:status-N]``          once the job's time is up it reports status N (undocumented: 7, 70000, ...)
+                            forever; no callback
 ``[sim:video-404]``         the result URL answers 404
 ``[sim:video-big]``         the result URL streams ``big_bytes`` (default 64 MiB) of junk as ``video/mp4``
 ``[sim:video-html]``        the result URL answers ``text/html`` ``<html>nope</html>``
 ``[sim:video-loopback]``    the result URL names host 127.0.0.2 (same port): loopback, not the trusted host
+``[sim:video-slow]``        the result video trickles out over ``slow_seconds``
+``[sim:long-url]``          the result URL carries a signature query string, making it over 2,000 characters
 ``[sim:seconds=N]``         this job takes N seconds (float allowed) instead of ``job_seconds``
 
 Query faults combine in the order written: ``[sim:query-500x1][sim:query-429x2]`` gives 500, 429, 429, then
@@ -89,6 +96,7 @@ import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -100,6 +108,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -135,7 +144,11 @@ MAX_BODY_BYTES = 1024 * 1024
 CHUNK_BYTES = 64 * 1024
 
 _MARKER_RE = re.compile(r"\[sim:([^\]]*)\]")
-_FAULT_RE = re.compile(r"(create|query)-(429|500|nonjson-|timeout-)x(\d+)")
+_FAULT_RE = re.compile(r"(create|query)-(429|500|502|503|nonjson-|timeout-)x(\d+)")
+CREATE_FAULTS = ("429", "500", "502", "503")
+QUERY_FAULTS = ("429", "500", "nonjson", "timeout")
+_STATUS_RE = re.compile(r"status-(\d{1,12})")
+LONG_URL_SIGNATURE_CHARS = 2100
 _VIDEO_MARKERS = {
     "video-404": "404",
     "video-big": "big",
@@ -188,14 +201,17 @@ def _frame_for_image(path: Path) -> tuple[int, int]:
 class Markers:
     fail: bool = False
     create_error: bool = False
-    create_faults: tuple[str, ...] = ()  # one entry per misbehaving call: "429" | "500"
+    create_faults: tuple[str, ...] = ()  # one entry per misbehaving call: "429" | "500" | "502" | "503"
     create_malformed: bool = False
     create_timeout: bool = False
+    create_504: bool = False
+    create_reset: bool = False
     query_faults: tuple[str, ...] = ()  # "429" | "500" | "nonjson" | "timeout"
     no_callback: bool = False
     never: bool = False
-    status_7: bool = False
+    odd_status: int | None = None  # reported forever once the job's time is up
     video: str | None = None  # "404" | "big" | "html" | "loopback" | "slow"
+    long_url: bool = False
     seconds: float | None = None
 
 
@@ -209,21 +225,26 @@ def parse_markers(prompt: str) -> Markers:
         "create-error": "create_error",
         "create-malformed": "create_malformed",
         "create-timeout": "create_timeout",
+        "create-504": "create_504",
+        "create-reset": "create_reset",
         "no-callback": "no_callback",
         "never": "never",
-        "status-7": "status_7",
+        "long-url": "long_url",
     }
     for raw in _MARKER_RE.findall(prompt):
         marker = raw.strip().lower()
         fault = _FAULT_RE.fullmatch(marker)
+        status = _STATUS_RE.fullmatch(marker)
         if marker in simple:
             flags[simple[marker]] = True
+        elif status:
+            flags["odd_status"] = int(status.group(1))
         elif marker in _VIDEO_MARKERS:
             flags["video"] = _VIDEO_MARKERS[marker]
         elif fault:
             stage, kind, count = fault.groups()
             kind = kind.rstrip("-")
-            if stage == "create" and kind not in ("429", "500"):
+            if kind not in (CREATE_FAULTS if stage == "create" else QUERY_FAULTS):
                 raise InvalidRequest(f"unknown simulator marker [sim:{raw}]")
             (create_faults if stage == "create" else query_faults).extend([kind] * int(count))
         elif marker.startswith("seconds="):
@@ -404,8 +425,8 @@ class Job:
             return 0
         if self.markers.never or now < self.due_at or not self.ready:
             return 1
-        if self.markers.status_7:
-            return 7
+        if self.markers.odd_status is not None:
+            return self.markers.odd_status
         return self.terminal_status
 
     @property
@@ -414,7 +435,7 @@ class Job:
 
     @property
     def finishes_by_itself(self) -> bool:
-        return not (self.markers.never or self.markers.status_7)
+        return not (self.markers.never or self.markers.odd_status is not None)
 
     def updated_at(self, now: float) -> float:
         status = self.status_at(now)
@@ -434,6 +455,7 @@ class _Reply:
     file: Path | None = None
     junk_bytes: int | None = None
     trickle_seconds: float = 0.0
+    reset: bool = False  # no answer: reset the connection
 
 
 def _json_reply(payload: Any, status: int = 200, **headers: str) -> _Reply:
@@ -448,8 +470,8 @@ def _too_many() -> _Reply:
     return _json_reply({"code": 429, "message": "Too many requests, slow down"}, 429, **{"Retry-After": "1"})
 
 
-def _server_error() -> _Reply:
-    return _text_reply("Internal Server Error", 500)
+def _server_error(status: int = 500) -> _Reply:
+    return _text_reply(HTTPStatus(status).phrase, status)
 
 
 def _loopback_bind_host(host: str) -> str:
@@ -738,6 +760,15 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length > 0 else b""
 
     def _send(self, reply: _Reply, head_only: bool) -> None:
+        if reply.reset:
+            # SO_LINGER 0 makes close() send a TCP RST: the client sees its request cut off
+            # after sending it, with no status line at all.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.rfile.close()
+            self.wfile.close()
+            self.connection.close()
+            return
         if reply.file is not None:
             with reply.file.open("rb") as video:
                 size = os.fstat(video.fileno()).st_size
@@ -1048,6 +1079,10 @@ class Simulator:
             return _Reply(200, json.dumps(answer).encode()[:-9])
         if markers.create_timeout:
             self._stopping.wait(self.create_delay)
+        if markers.create_504:
+            return _server_error(504)
+        if markers.create_reset:
+            return _Reply(0, reset=True)
         return _json_reply(answer)
 
     @staticmethod
@@ -1066,7 +1101,8 @@ class Simulator:
             call = self._prompt_calls[prompt]
         if call > len(markers.create_faults):
             return None
-        return _too_many() if markers.create_faults[call - 1] == "429" else _server_error()
+        fault = markers.create_faults[call - 1]
+        return _too_many() if fault == "429" else _server_error(int(fault))
 
     def _register(
         self, args: dict[str, Any], callback_url: str | None, markers: Markers, *, model: str = MODEL
@@ -1217,7 +1253,11 @@ class Simulator:
 
     def _video_url(self, job: Job) -> str:
         host = "127.0.0.2" if job.markers.video == "loopback" else self.host
-        return f"http://{host}:{self.port}/files/{job.job_id}.mp4"
+        url = f"http://{host}:{self.port}/files/{job.job_id}.mp4"
+        if job.markers.long_url:
+            # Like a provider's signed storage link: long, and only the path matters to us.
+            url += "?signature=" + "s" * LONG_URL_SIGNATURE_CHARS
+        return url
 
     def _video(self, name: str) -> _Reply:
         job_id = name.removesuffix(".mp4")

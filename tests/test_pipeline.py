@@ -131,12 +131,49 @@ def test_a_create_error_code_refunds_once(pipeline, alice_api_tx):
     assert pipeline.stats()["jobs"] == 0
 
 
-def test_create_500s_are_retried_and_make_one_job(pipeline, alice_api_tx):
+def test_create_502s_and_503s_are_retried_and_make_one_job(pipeline, alice_api_tx):
     _, api = alice_api_tx
-    generation = settle(submit(api, "[sim:create-500x2] a boat"))
+    generation = settle(submit(api, "[sim:create-502x1][sim:create-503x1] a boat"))
     assert generation.status == "succeeded", generation.error_detail
     assert generation.submit_attempts == 3
     assert pipeline.stats()["jobs"] == 1
+
+
+@pytest.mark.parametrize(
+    "marker",
+    [
+        pytest.param("[sim:create-reset]", id="reset-after-sending"),
+        pytest.param("[sim:create-504]", id="504"),
+        pytest.param("[sim:create-malformed]", id="unreadable-200"),
+    ],
+)
+def test_a_create_that_may_have_made_a_job_is_never_sent_again(pipeline, alice_api_tx, marker):
+    # Each of these made the job upstream; sending the create again would make (and pay for) two.
+    _, api = alice_api_tx
+    generation = settle(submit(api, f"{marker} a lantern"))
+    assert generation.status == "succeeded", generation.error_detail  # resumed by the callback
+    assert generation.submit_attempts == 1
+    assert pipeline.stats()["create_calls"] == 1
+    assert pipeline.stats()["jobs"] == 1
+    assert ledger(generation) == [("charge", -generation.cost_cents)]
+
+
+def test_a_create_500_is_an_unknown_outcome_failed_and_refunded_by_the_sweeper(pipeline, alice_api_tx):
+    # A 500 may come after the job was made: it is not sent again. Here none was made, so no
+    # callback comes, and the sweeper fails and refunds it once the grace period is over.
+    import time_machine
+    from django.utils import timezone
+
+    alice, api = alice_api_tx
+    generation = submit(api, "[sim:create-500x1] a boat")
+    run_jobs()
+    generation.refresh_from_db()
+    assert generation.status == "submitting" and "HTTP 500" in generation.error_detail
+    with time_machine.travel(timezone.now() + jobs.UNKNOWN_OUTCOME_GRACE + timedelta(seconds=1)):
+        assert jobs.reconcile() == [f"{generation.pk} failed: create never confirmed (refunded)"]
+    generation.refresh_from_db()
+    assert_refunded_once(generation, alice, "unknown_outcome")
+    assert pipeline.stats()["create_calls"] == 1
 
 
 def test_create_that_keeps_failing_gives_up_and_refunds(pipeline, alice_api_tx, settings):

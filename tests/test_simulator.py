@@ -376,6 +376,46 @@ def test_create_timeout_marker_registers_the_job_but_answers_late(sim: Simulator
     assert sink.bodies == [{"job_id": job_id, "status": 2, "code": 0}]
 
 
+def test_create_502_and_503_markers_answer_gateway_errors_and_make_no_job(sim: Simulator) -> None:
+    payload = body("[sim:create-502x1][sim:create-503x1] a pier")
+
+    answers = [create(sim, payload) for _ in range(3)]
+
+    assert [answer.status_code for answer in answers] == [502, 503, 200]
+    assert answers[0].text == "Bad Gateway"
+    assert sim.stats()["jobs"] == 1
+
+
+def test_create_504_marker_registers_the_job_but_answers_gateway_timeout(sim: Simulator) -> None:
+    response = create(sim, body("[sim:create-504] a pier"))
+
+    assert response.status_code == 504
+    assert sim.stats()["jobs"] == 1
+
+
+def test_create_reset_marker_registers_the_job_and_resets_the_connection(sim: Simulator) -> None:
+    with pytest.raises(requests.ConnectionError) as raised:
+        create(sim, body("[sim:create-reset] a pier"))
+
+    assert "reset" in str(raised.value).lower() or "aborted" in str(raised.value).lower()
+    assert sim.stats()["jobs"] == 1
+    assert create(sim, body("a pier after the reset")).status_code == 200  # the server lives on
+
+
+def test_status_n_marker_reports_any_undocumented_status(sim: Simulator) -> None:
+    job_id = create_job(sim, "[sim:status-70000] a comet")
+
+    wait_for(lambda: query(sim, job_id).json()["data"]["status"] == 70000)
+
+
+def test_long_url_marker_serves_the_video_behind_a_url_over_2000_characters(sim: Simulator) -> None:
+    url = finished_data(sim, create_job(sim, "[sim:long-url] a comet"))["result"]["videos"][0]["url"]
+
+    assert len(url) > 2000
+    response = requests.get(url, timeout=30)
+    assert response.status_code == 200 and response.content[4:8] == b"ftyp"
+
+
 def test_query_fault_markers_misbehave_in_order_then_answer(sim: Simulator) -> None:
     job_id = create_job(sim, "[sim:query-429x2][sim:query-nonjson-x1][sim:query-500x1] rain")
 

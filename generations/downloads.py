@@ -8,9 +8,12 @@ that the bytes are an MP4. The host of SHORTAPI_BASE_URL is the one trusted exce
 """
 
 import tempfile
+import time
+from collections.abc import Callable
 from urllib.parse import urljoin
 
 import requests
+import urllib3
 from django.conf import settings
 
 from seedance_site import outbound
@@ -26,8 +29,20 @@ class DownloadError(Exception):
         self.retryable = retryable
 
 
-def download_to_tempfile(url: str, *, max_bytes: int) -> tuple[tempfile._TemporaryFileWrapper, int]:
-    """Return an open temporary file holding the video, and its size in bytes."""
+def download_to_tempfile(
+    url: str,
+    *,
+    max_bytes: int,
+    max_seconds: float | None = None,
+    progress: Callable[[], None] | None = None,
+) -> tuple[tempfile._TemporaryFileWrapper, int]:
+    """Return an open temporary file holding the video, and its size in bytes.
+
+    `max_seconds` bounds the whole download (a read timeout only bounds each read, and a host
+    trickling bytes never trips it); `progress` is called after every chunk, so the caller can
+    tell the world it is still alive.
+    """
+    give_up_at = time.monotonic() + max_seconds if max_seconds else None
     timeout = (settings.SHORTAPI_CONNECT_TIMEOUT, settings.SHORTAPI_READ_TIMEOUT)
     trusted = [outbound.netloc(settings.SHORTAPI_BASE_URL)]
     for _ in range(MAX_REDIRECTS + 1):
@@ -68,12 +83,18 @@ def download_to_tempfile(url: str, *, max_bytes: int) -> tuple[tempfile._Tempora
         target = tempfile.NamedTemporaryFile(suffix=".mp4")
         size = 0
         try:
-            for chunk in response.iter_content(CHUNK):
+            # read1: whatever one read of the socket brings (at most CHUNK), so the time limit and
+            # the progress calls keep their pace even when a host trickles its bytes.
+            while chunk := response.raw.read1(CHUNK, decode_content=True):
                 size += len(chunk)
                 if size > max_bytes:
                     raise DownloadError(f"the video is over the {max_bytes} byte cap", retryable=False)
                 target.write(chunk)
-        except requests.RequestException as exc:
+                if give_up_at is not None and time.monotonic() > give_up_at:
+                    raise DownloadError(f"the download took over {max_seconds:.0f} s", retryable=True)
+                if progress is not None:
+                    progress()
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             target.close()
             raise DownloadError(
                 f"the video download broke off: {exc.__class__.__name__}", retryable=True

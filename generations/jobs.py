@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -28,10 +29,13 @@ from generations.services import (
     generation_claim_fetch,
     generation_claim_submit,
     generation_fail,
+    generation_fetch_heartbeat,
     generation_mark_running,
     generation_note_unknown_outcome,
+    generation_note_upstream,
     generation_record_poll,
     generation_release_submit,
+    generation_restart_polling,
     generation_succeed,
 )
 from generations.uploads import generation_input_urls, uploads_sweep
@@ -51,16 +55,28 @@ USER_ERRORS = {
 }
 
 
-def _fail(generation_id: str, failure_class: str, detail: str, upstream_error: str | None = None) -> bool:
+def _fail(
+    generation_id: str,
+    failure_class: str,
+    detail: str,
+    upstream_error: str | None = None,
+    *,
+    seen: Generation | None = None,
+) -> bool:
+    """Fail and refund. With `seen` (the row as the caller read it), only if it has not moved since."""
     error = USER_ERRORS[failure_class]
     if upstream_error:
         said = upstream_error.strip()
         error = f"{error} It said: “{said.rstrip('.')}”."
+    conditions = {}
+    if seen is not None:
+        conditions = {"from_statuses": (seen.status,), "seen_updated_at": seen.updated_at}
     return generation_fail(
         generation_id=generation_id,
         error=error + " Your credits have been returned.",
         detail=detail,
         failure_class=failure_class,
+        **conditions,
     )
 
 
@@ -68,13 +84,13 @@ def _backoff(attempt: int) -> float:
     return min(settings.GENERATION_POLL_INITIAL_SECONDS * (2 ** max(attempt - 1, 0)), 60.0)
 
 
-def generation_job(job: Callable[[str], None]) -> Callable[[str], None]:
+def generation_job(job: Callable[..., None]) -> Callable[..., None]:
     """Every log line written while a job works on a generation carries the generation's id."""
 
     @functools.wraps(job)
-    def wrapper(generation_id: str) -> None:
+    def wrapper(generation_id: str, *args: object) -> None:
         with log_context(generation=generation_id):
-            job(generation_id)
+            job(generation_id, *args)
 
     return wrapper
 
@@ -123,14 +139,13 @@ def submit(generation_id: str) -> None:
         # sweeper fails and refunds it once the grace period has passed.
         generation_note_unknown_outcome(generation_id=generation_id, detail=f"unknown outcome: {exc}")
         return
-    if generation_mark_running(
+    # The claim books the first poll of the generation's one poll chain.
+    if not generation_mark_running(
         generation_id=generation_id,
         job_id=job.job_id,
         amount=job.amount,
         first_poll_in=settings.GENERATION_FIRST_POLL_SECONDS,
     ):
-        enqueue("generations.jobs.poll", generation_id, delay=settings.GENERATION_FIRST_POLL_SECONDS)
-    else:
         logger.error(
             "generation %s: upstream job %s created but the row had moved on", generation_id, job.job_id
         )
@@ -198,21 +213,31 @@ def adopt_job(generation_id: str, job_id: str, attempt: int = 1) -> None:
 
 
 @generation_job
-def poll(generation_id: str) -> None:
+def poll(generation_id: str, chain: int | None = None) -> None:
+    """Ask upstream about a running generation and act on what it says.
+
+    A scheduled poll carries the number of its chain's link (the `poll_count` it was booked for),
+    and only a poll that wins the claim on that number books the next link: one chain per
+    generation, whatever else polls it. An ad-hoc poll (a callback, an operator's "Poll now")
+    has no number: it acts on a finished or failed job but never books another poll.
+    """
     generation = Generation.objects.filter(pk=generation_id, status=Status.RUNNING).first()
     if generation is None:
         return
-    if timezone.now() >= generation.deadline_at:
-        _fail(generation_id, "deadline", f"no result after {generation.poll_count} polls")
-        return
+    if chain is not None and generation.poll_count != chain:
+        return  # a link of a chain the sweeper replaced, or a twin of this one that ran first
+    past_deadline = timezone.now() >= generation.deadline_at
     try:
         state = shortapi.query_job(generation.upstream_job_id)
     except shortapi.ShortApiError as exc:
         logger.warning("generation %s: query failed, will poll again: %s", generation_id, exc)
         state = None
+    if state is not None and (state.refunded or chain is None):
+        generation_note_upstream(
+            generation_id=generation_id, upstream_status=state.status, upstream_refunded=state.refunded
+        )
     if state is not None and state.succeeded:
-        if generation_claim_fetch(generation_id=generation_id, result_url=state.video_url, upstream_status=2):
-            enqueue("generations.jobs.fetch", generation_id)
+        generation_claim_fetch(generation_id=generation_id, result_url=state.video_url, upstream_status=2)
         return
     if state is not None and state.failed:
         _fail(generation_id, "upstream_failed", f"upstream status 3: {state.raw}", state.error)
@@ -221,14 +246,22 @@ def poll(generation_id: str) -> None:
         logger.warning(
             "generation %s: undocumented upstream status %r: %s", generation_id, state.status, state.raw
         )
+    if past_deadline:
+        # Asked once more at the deadline: a job that finished meanwhile was not thrown away.
+        _fail(generation_id, "deadline", f"no result after {generation.poll_count} polls")
+        return
+    if chain is None:
+        return
     delay = generation_record_poll(
         generation_id=generation_id,
-        seen_poll_count=generation.poll_count,
+        seen_poll_count=chain,
         upstream_status=state.status if state else generation.upstream_status,
     )
     if delay is not None:
+        # The last link lands just after the deadline, to ask once more and then fail.
         remaining = (generation.deadline_at - timezone.now()).total_seconds()
-        enqueue("generations.jobs.poll", generation_id, delay=max(0.0, min(delay, remaining + 0.5)))
+        delay = max(0.0, min(delay, remaining + 0.5))
+        enqueue("generations.jobs.poll", generation_id, chain + 1, delay=delay)
 
 
 @generation_job
@@ -238,8 +271,21 @@ def fetch(generation_id: str) -> None:
         return
     Generation.objects.filter(pk=generation_id).update(fetch_attempts=F("fetch_attempts") + 1)
     attempt = generation.fetch_attempts + 1
+    last_beat = time.monotonic()
+
+    def heartbeat() -> None:
+        nonlocal last_beat
+        if time.monotonic() - last_beat >= settings.GENERATION_FETCH_HEARTBEAT_SECONDS:
+            last_beat = time.monotonic()
+            generation_fetch_heartbeat(generation_id=generation_id)
+
     try:
-        tmp, size = download_to_tempfile(generation.result_url, max_bytes=settings.VIDEO_MAX_BYTES)
+        tmp, size = download_to_tempfile(
+            generation.result_url,
+            max_bytes=settings.VIDEO_MAX_BYTES,
+            max_seconds=settings.VIDEO_DOWNLOAD_MAX_SECONDS,
+            progress=heartbeat,
+        )
         with tmp:
             name = default_storage.save(
                 f"videos/{generation.created_at:%Y/%m}/{generation.pk}.mp4", File(tmp)
@@ -310,39 +356,51 @@ def make_poster(generation_id: str) -> None:
 SUBMIT_STALE = timedelta(minutes=2)
 UNKNOWN_OUTCOME_GRACE = timedelta(minutes=10)
 POLL_LATE = timedelta(minutes=2)
+# A live download touches updated_at every GENERATION_FETCH_HEARTBEAT_SECONDS (30 s).
 FETCH_STALE = timedelta(minutes=10)
 
 
 def reconcile() -> list[str]:
-    """Resume or settle every generation that its jobs have lost. Returns one line for each."""
+    """Resume or settle every generation that its jobs have lost. Returns one line for each.
+
+    It decides from rows it read a moment earlier, so every step is a claim on what it saw: a
+    fail only if the status and `updated_at` have not moved since (a callback may just have
+    resumed it, a download may just have beaten its heartbeat), a new poll chain only if the
+    chain's number has not moved either.
+    """
     now = timezone.now()
     lines: list[str] = []
     active = Generation.objects.filter(status__in=Generation.ACTIVE).only(
-        "id", "status", "deadline_at", "updated_at", "next_poll_at", "upstream_job_id"
+        "id", "status", "deadline_at", "updated_at", "next_poll_at", "upstream_job_id", "poll_count"
     )
     for generation in active.iterator():
         gid = str(generation.pk)
         past_deadline = now >= generation.deadline_at
         if generation.status == Status.QUEUED:
             if past_deadline:
-                if _fail(gid, "create_failed", "never submitted before the deadline"):
+                if _fail(gid, "create_failed", "never submitted before the deadline", seen=generation):
                     lines.append(f"{gid} failed: never submitted before its deadline (refunded)")
             elif now - generation.updated_at > SUBMIT_STALE:
                 enqueue("generations.jobs.submit", gid)
                 lines.append(f"{gid} resumed: submit queued again")
         elif generation.status == Status.SUBMITTING:
             if past_deadline or now - generation.updated_at > UNKNOWN_OUTCOME_GRACE:
-                if _fail(gid, "unknown_outcome", "create never confirmed and no callback came"):
+                detail = "create never confirmed and no callback came"
+                if _fail(gid, "unknown_outcome", detail, seen=generation):
                     lines.append(f"{gid} failed: create never confirmed (refunded)")
         elif generation.status == Status.RUNNING:
+            # Lost, not merely late: its next poll is minutes overdue (or it is past its deadline
+            # and nothing has failed it). A chain that is only slow is replaced harmlessly.
             late = generation.next_poll_at is None or now - generation.next_poll_at > POLL_LATE
-            if past_deadline or late:
-                enqueue("generations.jobs.poll", gid)
+            if (past_deadline or late) and generation_restart_polling(
+                generation_id=gid, seen_poll_count=generation.poll_count
+            ) is not None:
                 lines.append(f"{gid} resumed: poll queued" + (" (past deadline)" if past_deadline else ""))
         elif generation.status == Status.FETCHING:
             if now - generation.updated_at > FETCH_STALE:
                 if past_deadline:
-                    if _fail(gid, "download_failed", "download never finished before the deadline"):
+                    detail = "download never finished before the deadline"
+                    if _fail(gid, "download_failed", detail, seen=generation):
                         lines.append(f"{gid} failed: download never finished (refunded)")
                 else:
                     enqueue("generations.jobs.fetch", gid)

@@ -64,7 +64,11 @@ class Generation(models.Model):
     upstream_job_id = models.CharField(max_length=128, blank=True, db_index=True)
     upstream_status = models.SmallIntegerField(null=True, blank=True)
     upstream_amount = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
-    result_url = models.URLField(max_length=2000, blank=True)
+    # The provider reported the job refunded (a failed job): its amount is not our spend.
+    upstream_refunded = models.BooleanField(default=False)
+    # Text, not a 2,000-character column: a provider's signed storage link can be longer, and a
+    # poll that cannot store it would fail until the deadline, losing a finished video.
+    result_url = models.TextField(blank=True)
     error = models.CharField(max_length=500, blank=True, help_text="Shown to the user.")
     error_detail = models.TextField(blank=True, help_text="For operators only.")
     failure_class = models.CharField(max_length=40, blank=True)

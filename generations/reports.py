@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
-from accounts.models import CreditEntry
+from accounts.billing.models import CreditEntry
 from generations.models import Generation
 
 
@@ -48,7 +48,9 @@ def day_overview(day_start: datetime | None = None) -> DayOverview:
         refunded=Sum("amount_cents", filter=Q(kind=CreditEntry.Kind.REFUND)),
     )
     revenue = -(money["charged"] or 0) - (money["refunded"] or 0)
-    spend = today.aggregate(total=Sum("upstream_amount"))["total"] or Decimal("0")
+    # A job the provider refunded (it reports `refunded: true` on failed jobs) cost us nothing.
+    spent = today.filter(upstream_refunded=False).aggregate(total=Sum("upstream_amount"))["total"]
+    spend = spent or Decimal("0")
     durations = [
         (finished - created).total_seconds()
         for created, finished in today.filter(status=Generation.Status.SUCCEEDED).values_list(

@@ -8,7 +8,7 @@ lets a callback, a scheduled poll, the sweeper and an operator race without harm
 import logging
 import secrets
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -111,6 +111,15 @@ def _submit_rate_exceeded(user_id: int) -> bool:
 URGENT_JOBS = frozenset({"generations.jobs.poll", "generations.jobs.fetch"})
 
 
+def job_timeout(func_path: str) -> int | None:
+    """RQ's time limit for a job, when the queue's default (5 minutes) is not right for it."""
+    if func_path == "generations.jobs.fetch":
+        # Above the download's own overall limit, so the download ends (and is retried or failed
+        # cleanly) before RQ would kill the job halfway through writing the file.
+        return int(settings.VIDEO_DOWNLOAD_MAX_SECONDS) + 120
+    return None
+
+
 def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: str | None = None) -> None:
     import django_rq
 
@@ -118,6 +127,9 @@ def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: s
     kwargs: dict[str, object] = {"at_front": func_path in URGENT_JOBS}
     if job_id:
         kwargs["job_id"] = job_id
+    timeout = job_timeout(func_path)
+    if timeout:
+        kwargs["job_timeout"] = timeout
     if delay and delay > 0:
         queue.enqueue_in(timedelta(seconds=delay), func_path, *args, **kwargs)
     else:
@@ -215,10 +227,19 @@ def generation_fail(
     detail: str = "",
     failure_class: str,
     from_statuses: tuple[str, ...] = Generation.ACTIVE,
+    seen_updated_at: datetime | None = None,
 ) -> bool:
-    """Fail an unfinished generation and refund its credits, exactly once. True if we did it."""
+    """Fail an unfinished generation and refund its credits, exactly once. True if we did it.
+
+    A caller that decided from what it saw earlier (the sweeper) names that status and
+    `updated_at`: if anything moved the row since (a callback resumed it, a download beat its
+    heartbeat), the claim finds no row and nothing happens.
+    """
+    claim = Generation.objects.filter(pk=generation_id, status__in=from_statuses)
+    if seen_updated_at is not None:
+        claim = claim.filter(updated_at=seen_updated_at)
     with transaction.atomic():
-        claimed = Generation.objects.filter(pk=generation_id, status__in=from_statuses).update(
+        claimed = claim.update(
             status=Status.FAILED,
             error=error[:500],
             error_detail=detail,
@@ -262,22 +283,28 @@ def generation_release_submit(*, generation_id: object, detail: str) -> bool:
 def generation_mark_running(
     *, generation_id: object, job_id: str, amount: Decimal | None = None, first_poll_in: float
 ) -> bool:
-    """Record the upstream job; only a generation that has no job yet can take one."""
+    """Record the upstream job; only a generation that has no job yet can take one.
+
+    The winner of this claim (the submit job, or a callback that resumed a lost submit) starts
+    the generation's one poll chain: its first scheduled poll, number 0.
+    """
     now = timezone.now()
     fields = {
         "status": Status.RUNNING,
         "upstream_job_id": job_id,
         "submitted_at": now,
+        "poll_count": 0,
         "next_poll_at": now + timedelta(seconds=first_poll_in),
         "updated_at": now,
     }
     if amount is not None:
         fields["upstream_amount"] = amount
-    return bool(
-        Generation.objects.filter(
-            pk=generation_id, status__in=(Status.QUEUED, Status.SUBMITTING), upstream_job_id=""
-        ).update(**fields)
-    )
+    claimed = Generation.objects.filter(
+        pk=generation_id, status__in=(Status.QUEUED, Status.SUBMITTING), upstream_job_id=""
+    ).update(**fields)
+    if claimed:
+        enqueue_on_commit("generations.jobs.poll", str(generation_id), 0, delay=first_poll_in)
+    return bool(claimed)
 
 
 def generation_note_unknown_outcome(*, generation_id: object, detail: str) -> None:
@@ -291,32 +318,80 @@ def poll_interval(poll_count: int) -> float:
     return min(base * (2 ** min(poll_count, 20)), settings.GENERATION_POLL_MAX_SECONDS)
 
 
+# upstream_status is a SMALLINT: an undocumented value outside it is kept as unknown (None)
+# rather than crashing every poll on PostgreSQL until the deadline.
+SMALLINT = range(-32768, 32768)
+
+
+def storable_status(status: int | None) -> int | None:
+    return status if status in SMALLINT else None
+
+
 def generation_record_poll(
     *, generation_id: object, seen_poll_count: int, upstream_status: int | None
 ) -> float | None:
-    """Claim the next poll for this chain; return its delay, or None if another poll owns it."""
+    """Claim the next link of the poll chain (poll_count seen → seen + 1); return the delay to
+    book it after, or None when the chain has moved on (a twin poll, or the sweeper restarted it)."""
     delay = poll_interval(seen_poll_count)
     claimed = Generation.objects.filter(
         pk=generation_id, status=Status.RUNNING, poll_count=seen_poll_count
     ).update(
         poll_count=seen_poll_count + 1,
-        upstream_status=upstream_status,
+        upstream_status=storable_status(upstream_status),
         next_poll_at=timezone.now() + timedelta(seconds=delay),
         updated_at=timezone.now(),
     )
     return delay if claimed else None
 
 
+def generation_note_upstream(
+    *, generation_id: object, upstream_status: int | None, upstream_refunded: bool
+) -> None:
+    """What an ad-hoc poll learnt, without touching the chain. A job the provider reports as
+    refunded cost us nothing: the overview must not count it as spend."""
+    fields: dict[str, object] = {}
+    if storable_status(upstream_status) is not None:
+        fields["upstream_status"] = upstream_status
+    if upstream_refunded:
+        fields["upstream_refunded"] = True
+    if fields:
+        Generation.objects.filter(pk=generation_id).update(**fields)
+
+
+def generation_restart_polling(*, generation_id: object, seen_poll_count: int) -> int | None:
+    """Start a new poll chain for a running generation whose chain was lost; the old chain, if it
+    is only late, finds its number taken and stops. Returns the new chain's number, or None."""
+    now = timezone.now()
+    claimed = Generation.objects.filter(
+        pk=generation_id, status=Status.RUNNING, poll_count=seen_poll_count
+    ).update(poll_count=seen_poll_count + 1, next_poll_at=now, updated_at=now)
+    if not claimed:
+        return None
+    enqueue_on_commit("generations.jobs.poll", str(generation_id), seen_poll_count + 1)
+    return seen_poll_count + 1
+
+
 def generation_claim_fetch(*, generation_id: object, result_url: str, upstream_status: int) -> bool:
+    """Claim the download of a finished job's video; the winner queues `fetch`."""
+    claimed = Generation.objects.filter(pk=generation_id, status=Status.RUNNING).update(
+        status=Status.FETCHING,
+        result_url=result_url,
+        upstream_status=upstream_status,
+        poll_count=F("poll_count") + 1,
+        next_poll_at=None,
+        updated_at=timezone.now(),
+    )
+    if claimed:
+        enqueue_on_commit("generations.jobs.fetch", str(generation_id))
+    return bool(claimed)
+
+
+def generation_fetch_heartbeat(*, generation_id: object) -> bool:
+    """A download still in progress says so: the sweeper queues a fetch again only for one whose
+    `updated_at` went stale, so a long, live download must keep it fresh. False once it is not
+    ours any more (failed, or finished by a twin)."""
     return bool(
-        Generation.objects.filter(pk=generation_id, status=Status.RUNNING).update(
-            status=Status.FETCHING,
-            result_url=result_url,
-            upstream_status=upstream_status,
-            poll_count=F("poll_count") + 1,
-            next_poll_at=None,
-            updated_at=timezone.now(),
-        )
+        Generation.objects.filter(pk=generation_id, status=Status.FETCHING).update(updated_at=timezone.now())
     )
 
 

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+from decimal import Decimal
 from pathlib import Path
 
 import dj_database_url
@@ -279,11 +280,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 FILE_UPLOAD_HANDLERS = ["generations.probe.DropFiles"]
 
 # --- Product ----------------------------------------------------------------------------
-PRICE_STD_CENTS_PER_SECOND = env_int("PRICE_STD_CENTS_PER_SECOND", 24, minimum=0)
-PRICE_FAST_CENTS_PER_SECOND = env_int("PRICE_FAST_CENTS_PER_SECOND", 20, minimum=0)
+# At least a cent a second (0.001 for the decimal omni rates): a price of 0 would make every submit
+# a charge of nothing, which the ledger refuses (every entry moves at least one credit).
+PRICE_STD_CENTS_PER_SECOND = env_int("PRICE_STD_CENTS_PER_SECOND", 24, minimum=1)
+PRICE_FAST_CENTS_PER_SECOND = env_int("PRICE_FAST_CENTS_PER_SECOND", 20, minimum=1)
 # Omni-reference (CONTRACT §2, §4b): decimal cents per second of input video plus output.
-PRICE_OMNI_STD_CENTS_PER_SECOND = env_decimal("PRICE_OMNI_STD_CENTS_PER_SECOND", "16.8")
-PRICE_OMNI_FAST_CENTS_PER_SECOND = env_decimal("PRICE_OMNI_FAST_CENTS_PER_SECOND", "14")
+_LEAST_RATE = Decimal("0.001")
+PRICE_OMNI_STD_CENTS_PER_SECOND = env_decimal("PRICE_OMNI_STD_CENTS_PER_SECOND", "16.8", minimum=_LEAST_RATE)
+PRICE_OMNI_FAST_CENTS_PER_SECOND = env_decimal("PRICE_OMNI_FAST_CENTS_PER_SECOND", "14", minimum=_LEAST_RATE)
 SIGNUP_CREDITS = env_int("SIGNUP_CREDITS", 0, minimum=0)
 MAX_ACTIVE_GENERATIONS_PER_USER = env_int("MAX_ACTIVE_GENERATIONS_PER_USER", 5, minimum=1)
 
@@ -303,6 +307,11 @@ GENERATION_POLL_MAX_SECONDS = env_float("GENERATION_POLL_MAX_SECONDS", 30.0, min
 GENERATION_SUBMIT_RETRY_SECONDS = env_int("GENERATION_SUBMIT_RETRY_SECONDS", 15 * 60, minimum=0)
 GENERATION_FETCH_ATTEMPTS = env_int("GENERATION_FETCH_ATTEMPTS", 4, minimum=1)
 VIDEO_MAX_BYTES = env_int("VIDEO_MAX_BYTES", 200 * 1024 * 1024, minimum=1024)
+# The whole download's time limit (a slow host trickling bytes never trips a read timeout); the
+# fetch job's own RQ limit is set above it. A live download touches its row this often, so the
+# sweeper never takes it for lost.
+VIDEO_DOWNLOAD_MAX_SECONDS = env_int("VIDEO_DOWNLOAD_MAX_SECONDS", 15 * 60, minimum=10)
+GENERATION_FETCH_HEARTBEAT_SECONDS = env_float("GENERATION_FETCH_HEARTBEAT_SECONDS", 30.0, minimum=0.01)
 VIDEO_URL_MAX_AGE_SECONDS = env_int("VIDEO_URL_MAX_AGE_SECONDS", 6 * 3600, minimum=3600)
 # The provider fetches a generation's inputs by link (CONTRACT §4b): each link works this long
 # after the generation was made, never less than a day.

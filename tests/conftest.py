@@ -1,12 +1,13 @@
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import django_rq
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from django.test import Client
 from rq import SimpleWorker
 
@@ -210,3 +211,46 @@ def run_jobs(until=None, *, timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the jobs did not get there in time")
         time.sleep(0.05)
+
+
+# --- Races: real threads, and the row locks of PostgreSQL -----------------------------------------
+
+
+def in_threads(*tasks) -> None:
+    """Run every task in a thread of its own, all released at once; re-raise the first error."""
+    barrier = threading.Barrier(len(tasks))
+    errors: list[BaseException] = []
+
+    def run(task) -> None:
+        try:
+            barrier.wait(timeout=10)
+            task()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(task,)) for task in tasks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+
+
+def wait_for_a_lock_wait(timeout: float = 20.0) -> None:
+    """Until some other session of this database waits for a row lock (PostgreSQL)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("nobody waited for the lock")
+            time.sleep(0.02)

@@ -41,3 +41,16 @@ def test_a_bad_setting_value_names_the_variable():
     result = run_manage("check", DJANGO_SECRET_KEY="x" * 60, MAX_ACTIVE_GENERATIONS_PER_USER="lots")
     assert result.returncode != 0
     assert "MAX_ACTIVE_GENERATIONS_PER_USER must be a whole number" in result.stderr
+
+
+def test_a_price_of_zero_is_refused_at_start():
+    # Every submit would otherwise be a 500: the ledger refuses to charge nothing.
+    for name, least in (
+        ("PRICE_STD_CENTS_PER_SECOND", "1"),
+        ("PRICE_FAST_CENTS_PER_SECOND", "1"),
+        ("PRICE_OMNI_STD_CENTS_PER_SECOND", "0.001"),
+        ("PRICE_OMNI_FAST_CENTS_PER_SECOND", "0.001"),
+    ):
+        result = run_manage("check", DJANGO_SECRET_KEY="x" * 60, **{name: "0"})
+        assert result.returncode != 0
+        assert f"{name} must be at least {least}, not 0" in result.stderr

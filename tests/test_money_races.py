@@ -17,39 +17,20 @@ from accounts.models import CreditEntry, User
 from accounts.services import api_token_create
 from generations.models import Generation
 from generations.services import generation_create, generation_fail
-from tests.conftest import ApiClient, balance, make_user, owed
+from tests.conftest import ApiClient, balance, in_threads, make_user, owed, wait_for_a_lock_wait
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
     deliver,
     fake_stripe_fixture,
     stripe_server_fixture,
 )
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif("connection.vendor != 'postgresql'", reason="SQLite runs one writer at a time"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def in_threads(*tasks) -> None:
-    """Run every task in a thread of its own, all released at once; re-raise the first error."""
-    barrier = threading.Barrier(len(tasks))
-    errors: list[BaseException] = []
-
-    def run(task) -> None:
-        try:
-            barrier.wait(timeout=10)
-            task()
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(task,)) for task in tasks]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not errors, errors
+@pytest.fixture(autouse=True)
+def postgresql_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite runs one writer at a time: these races cannot happen there")
 
 
 def test_a_password_change_racing_five_charges_keeps_every_charge(settings):
@@ -194,21 +175,3 @@ def test_an_admin_save_of_a_generation_cannot_undo_a_status_claim(admin_client, 
     assert generation.shared is True  # the operator's own change is kept
     assert balance(alice) == 1000
     assert audit_mismatches() == []
-
-
-def wait_for_a_lock_wait(timeout: float = 20.0) -> None:
-    """Until some other session of this database waits for a row lock (PostgreSQL)."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    with connection.cursor() as cursor:
-        while True:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError("nobody waited for the lock")
-            time.sleep(0.02)

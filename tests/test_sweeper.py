@@ -1,6 +1,7 @@
 """The sweeper (`reconcile_generations`, also run every minute by the worker): whatever was
 lost — a job, a worker, Redis' whole memory — every generation ends finished and settled."""
 
+import threading
 from datetime import timedelta
 from io import StringIO
 
@@ -8,14 +9,15 @@ import django_rq
 import pytest
 import time_machine
 from django.core.management import call_command
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.billing.audit import audit_mismatches
-from generations import jobs
+from generations import jobs, shortapi
 from generations.models import Generation
-from generations.services import generation_claim_submit
+from generations.services import generation_claim_submit, generation_mark_running
 from generations.worker import schedule_sweeper
-from tests.conftest import api_for, balance, make_user, run_jobs
+from tests.conftest import api_for, balance, in_threads, make_user, run_jobs, wait_for_a_lock_wait
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -124,3 +126,42 @@ def test_the_sweeper_is_booked_once_per_minute_however_many_workers_book_it():
         schedule_sweeper()
     registry = django_rq.get_queue("default").scheduled_job_registry
     assert len([j for j in registry.get_job_ids() if j.startswith("sweeper-")]) == 1
+
+
+def test_the_sweeper_never_fails_a_generation_a_callback_has_just_resumed(api):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL's row locks to hold the sweeper between its read and its claim")
+    generation = submit(api, "[sim:no-callback] resumed at the last moment")
+    lose_every_job()
+    assert generation_claim_submit(generation_id=generation.pk)  # then the worker died mid-create...
+    job = shortapi.create_job(  # ...after its create call had reached upstream
+        prompt=generation.prompt, mode="std", duration=4, aspect_ratio="16:9", callback_url=None
+    )
+    locked, release = threading.Event(), threading.Event()
+    swept: list[str] = []
+
+    def callback_resumes_it() -> None:
+        with transaction.atomic():
+            Generation.objects.select_for_update().filter(pk=generation.pk).get()
+            locked.set()
+            release.wait(timeout=30)
+            assert generation_mark_running(generation_id=generation.pk, job_id=job.job_id, first_poll_in=0.2)
+
+    def sweeper_runs() -> None:
+        locked.wait(timeout=30)
+        # It reads "submitting, untouched for 11 minutes"; its claim then waits for the lock.
+        swept.extend(jobs.reconcile())
+
+    def release_once_the_sweeper_waits() -> None:
+        locked.wait(timeout=30)
+        wait_for_a_lock_wait()
+        release.set()
+
+    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+        in_threads(callback_resumes_it, sweeper_runs, release_once_the_sweeper_waits)
+
+    assert swept == []
+    assert status(generation) == "running"
+    jobs.poll(str(generation.pk))  # (its first scheduled poll was booked in the travelled-to time)
+    run_jobs(lambda: status(generation) == "succeeded")
+    assert audit_mismatches() == []

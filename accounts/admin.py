@@ -32,6 +32,9 @@ class UserAdmin(BaseUserAdmin):
     inlines = [CreditEntryInline]
     actions = ["grant_credits"]
 
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []  # a user being added has no ledger yet
+
     def get_queryset(self, request):
         # One query for the list, however many users: a user with no account yet has 0 of each.
         return (

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from accounts.billing.ledger import InsufficientCredits
-from accounts.billing.selectors import balance_for_user
+from accounts.billing.selectors import credits_for_user
 from accounts.spending import SpendLimitReached
 from generations.forms import MAX_AUDIOS, MAX_IMAGES, PROMPT_MAX, GenerationForm, idempotency_key_error
 from generations.media import serve_stored
@@ -320,7 +320,8 @@ def _generate_context(request: HttpRequest, form: GenerationForm, key: str, shor
         prompt_attrs["aria-invalid"] = "true"
         prompt_attrs["autofocus"] = True
     form.fields["prompt"].widget.attrs.update(prompt_attrs)
-    balance = balance_for_user(user=request.user)
+    credits = credits_for_user(user=request.user)
+    balance = credits.balance_cents
     inputs = _chosen_inputs(request.user, form.data if form.is_bound else form.initial)
     model = _model_of(inputs)
     seconds = input_seconds(inputs["video"].duration_seconds) if inputs["video"] is not None else 0
@@ -372,6 +373,7 @@ def _generate_context(request: HttpRequest, form: GenerationForm, key: str, shor
             e for name in (*INPUT_FIELDS, "first_last_frame") for e in form.errors.get(name, [])
         ],
         "short_of_credits": short_of_credits,
+        "credits": credits,  # the header's too: one read for the whole page
         "prompt_max": PROMPT_MAX,
         "prompt_length": len(form["prompt"].value() or ""),
     }

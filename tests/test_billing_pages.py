@@ -507,3 +507,17 @@ def test_account_and_billing_pages_show_what_is_owed(fake_stripe, carol):
     account = html(client.get("/accounts/"))
     assert re.search(r"<dt>Owed</dt><dd><strong>900</strong> credits", account)
     assert 'title="Your balance: 0 credits' in account  # the header
+
+
+def test_every_page_reads_the_balance_once_however_often_it_shows_it(alice):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client = client_for(alice)
+    for path in ("/billing/", "/accounts/", "/generate/", "/gallery/"):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(path)
+        assert response.status_code == 200
+        reads = [q["sql"] for q in queries.captured_queries if "accounts_creditaccount" in q["sql"]]
+        assert len(reads) <= 1, (path, reads)
+    assert "$100.00" in html(client.get("/billing/"))

@@ -1,4 +1,5 @@
 import pytest
+from django.test import Client
 
 from accounts.models import CreditAccount, CreditEntry, User
 from accounts.services import api_token_authenticate
@@ -87,3 +88,32 @@ def test_ensure_demo_user_is_idempotent():
     demo = User.objects.get(username="demo")
     assert balance(demo) == 10_000
     assert demo.check_password("demo")
+
+
+def test_every_way_a_user_comes_to_exist_can_hold_credits(admin_client):
+    # createsuperuser and the admin's "add user" make users without any hook of ours: their
+    # credit account is made on their first ledger entry, and until then they have 0.
+    result = manage(
+        "createsuperuser",
+        "--noinput",
+        "--username",
+        "root",
+        "--email",
+        "root@example.com",
+        env={"DJANGO_SUPERUSER_PASSWORD": "a-Long-pass-77"},
+    )
+    assert result.returncode == 0, result.stderr
+    added = admin_client.post(
+        "/admin/accounts/user/add/",
+        {"username": "erin", "password1": "a-Long-pass-77", "password2": "a-Long-pass-77"},
+    )
+    assert added.status_code == 302, added.context["adminform"].form.errors
+    for username in ("root", "erin"):
+        user = User.objects.get(username=username)
+        assert balance(user) == 0 and not CreditAccount.objects.filter(owner=user).exists()
+        client = Client()
+        client.force_login(user)
+        assert 'title="Your balance: 0 credits' in client.get("/billing/").content.decode()
+        result = manage("grant_credits", username, "300", "--reason", "welcome")
+        assert result.stdout.strip().splitlines()[-1] == "300", result.stderr
+        assert balance(user) == 300

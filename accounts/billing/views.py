@@ -14,12 +14,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.billing import stripe_client
 from accounts.billing.forms import CustomTopUpForm, TopUpForm, usd
-from accounts.billing.selectors import (
-    balance_for_user,
-    recent_entries_for_user,
-    topup_for_user,
-    topups_for_user,
-)
+from accounts.billing.selectors import recent_entries_for_user, topup_for_user, topups_for_user
 from accounts.billing.stripe_events import StripeEventFailed, stripe_event_process, stripe_event_receive
 from accounts.billing.topups import BillingError, PaymentsUnconfigured, topup_create, topup_sync
 from accounts.models import TopUp
@@ -59,7 +54,6 @@ def _billing_page(
         "custom_form": custom_form or CustomTopUpForm(),
         "min_label": usd(settings.TOPUP_MIN_CENTS),
         "max_label": usd(settings.TOPUP_MAX_CENTS),
-        "balance_label": usd(balance_for_user(user=request.user)),
         "topups": topups,
         "entries": recent_entries_for_user(user=request.user),
     }

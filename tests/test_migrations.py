@@ -1,0 +1,51 @@
+"""The balance's move off the User row, run on a database holding balances (and back again)."""
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+from accounts.billing.audit import audit_mismatches
+from accounts.models import CreditAccount, CreditEntry
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEFORE = [("accounts", "0002_stripeevent_topup")]
+
+
+def migrate_to(targets):
+    """Migrate the test database to `targets`; return the models as they were then."""
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def test_existing_balances_move_to_credit_accounts_and_back():
+    old = migrate_to(BEFORE)
+    try:
+        old_user, old_entry = old.get_model("accounts", "User"), old.get_model("accounts", "CreditEntry")
+        alice = old_user.objects.create(username="alice", balance_cents=700)
+        old_user.objects.create(username="bob", balance_cents=0)
+        for key, amount, after in (("g", 1000, 1000), ("c", -300, 700)):
+            old_entry.objects.create(
+                user=alice,
+                amount_cents=amount,
+                kind="grant" if amount > 0 else "charge",
+                description="x",
+                idempotency_key=key,
+                balance_after=after,
+            )
+
+        call_command("migrate", "accounts", verbosity=0)
+
+        accounts = CreditAccount.objects.values_list("owner__username", "balance_cents", "owed_cents")
+        assert sorted(accounts) == [("alice", 700, 0), ("bob", 0, 0)]
+        assert set(CreditEntry.objects.values_list("account__owner__username", flat=True)) == {"alice"}
+        assert audit_mismatches() == []
+
+        back = migrate_to(BEFORE)
+        balances = back.get_model("accounts", "User").objects.values_list("username", "balance_cents")
+        assert dict(balances) == {"alice": 700, "bob": 0}
+    finally:
+        call_command("migrate", verbosity=0)

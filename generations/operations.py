@@ -71,7 +71,5 @@ def user_grant_credits(
             idempotency_key=idempotency_key,
         )
         if not entry.replayed:
-            _record(
-                operator=operator, action="grant_credits", user=user, note=f"{amount_cents:+d}: {reason}"
-            )
+            _record(operator=operator, action="grant_credits", user=user, note=f"{amount_cents:+d}: {reason}")
     return entry

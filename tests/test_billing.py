@@ -34,7 +34,6 @@ def books_balance(db):
     assert audit_mismatches() == []
 
 
-
 def topup_entries(topup: TopUp):
     return CreditEntry.objects.filter(reference=f"topup:{topup.pk}").order_by("id")
 

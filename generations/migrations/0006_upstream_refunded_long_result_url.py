@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generations', '0004_operator_permissions_one_job_one_generation'),
+        ('generations', '0005_reference_inputs'),
     ]
 
     operations = [

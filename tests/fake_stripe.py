@@ -322,6 +322,10 @@ class FakeStripe:
             "_payment_intent_metadata": (params.get("payment_intent_data") or {}).get("metadata") or {},
         }
         with self.lock:
+            # Again under the lock: a retry that overlapped its first try (one that timed out at the
+            # client but was still being served) gets the same session, as from Stripe.
+            if key and key in self._idempotent:
+                return self._reply(handler, 200, self.public(self.sessions[self._idempotent[key]]))
             self.sessions[session_id] = session
             if key:
                 self._idempotent[key] = session_id

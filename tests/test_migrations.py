@@ -10,7 +10,7 @@ from accounts.models import CreditAccount, CreditEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = [("accounts", "0003_verified_email_unique_names")]
+BEFORE = [("accounts", "0004_account_settings_email_notices")]
 
 
 def migrate_to(targets):

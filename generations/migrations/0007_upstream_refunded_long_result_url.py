@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('generations', '0005_reference_inputs'),
+        ('generations', '0006_webhooks_to_users'),
     ]
 
     operations = [

@@ -18,6 +18,7 @@ run: export DJANGO_DEBUG ?= 1
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py ensure_demo_user
+	$(BIN)/python manage.py ensure_operator
 	$(BIN)/python -m seedance_site.devstack
 
 test: venv

@@ -5,6 +5,7 @@ so that killing its process group also ends anything it started (runserver's rel
 """
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -12,10 +13,68 @@ import sys
 import time
 
 from seedance_site import embedded_redis
+from seedance_site.env import DEV_ENV_FILE, read_env_file
 
 WEB_ADDR = os.environ.get("WEB_ADDR", "127.0.0.1:8000")
 SIMULATOR_PORT = int(os.environ.get("SHORTAPI_SIMULATOR_PORT", "8001"))
 SIMULATOR_KEY = "sim-key"
+STRIPE_STANDIN_PORT = int(os.environ.get("STRIPE_STANDIN_PORT", "8002"))
+STANDIN_KEY_PREFIX = "sk_test_standin_"
+# `manage.py ensure_operator`'s login, printed beside demo's.
+OPERATOR_LOGIN = "admin/admin"
+
+
+def dev_env(real: dict[str, str], previous: dict[str, str]) -> dict[str, str]:
+    """What `make run` provides, written to var/dev.env for every process beside it.
+
+    Settings read the file beneath the real environment (seedance_site.env.load_dev_env), so a
+    command typed in another terminal sees the same portal; only pieces `make run` itself
+    provides are named (the simulator, the Stripe stand-in), and the stand-in's secrets are
+    made once and kept, so its sessions' signatures stay valid across restarts.
+    """
+    values = {
+        "DJANGO_DEBUG": "1",
+        # On one machine, a webhook receiver to try things with runs on the loopback (CONTRACT §4c).
+        "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "1",
+        "SITE_URL": f"http://{WEB_ADDR}",
+    }
+    # A database or Redis named in make run's environment is the one a second terminal must use too.
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if real.get(name):
+            values[name] = real[name]
+    if not real.get("SHORTAPI_KEY"):
+        values["SHORTAPI_KEY"] = SIMULATOR_KEY
+        values["SHORTAPI_BASE_URL"] = f"http://127.0.0.1:{SIMULATOR_PORT}"
+    if not real.get("STRIPE_SECRET_KEY"):
+        key = previous.get("STRIPE_SECRET_KEY", "")
+        secret = previous.get("STRIPE_WEBHOOK_SECRET", "")
+        if not key.startswith(STANDIN_KEY_PREFIX) or not secret:
+            key = STANDIN_KEY_PREFIX + secrets.token_hex(12)
+            secret = "whsec_standin_" + secrets.token_hex(16)
+        standin = f"http://127.0.0.1:{STRIPE_STANDIN_PORT}"
+        values.update(
+            STRIPE_SECRET_KEY=key,
+            STRIPE_WEBHOOK_SECRET=secret,
+            STRIPE_API_BASE=standin,
+            STRIPE_STANDIN="1",
+            # The checkout form's redirect leads to the stand-in's page, not checkout.stripe.com.
+            CSP_FORM_ACTION_EXTRA=standin,
+        )
+    return values
+
+
+def write_dev_env(values: dict[str, str]) -> None:
+    path = embedded_redis.VAR_DIR / DEV_ENV_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# Written by `make run` (seedance_site/devstack.py) at every start: development defaults",
+        "# that manage.py reads beneath the real environment. Never on a production host",
+        "# (DJANGO_DEBUG=0 in the environment ignores it).",
+        *(f"{name}={value}" for name, value in values.items()),
+    ]
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("\n".join(lines) + "\n")
 
 
 def _wait_for_port(port: int, timeout: float = 30) -> None:
@@ -48,10 +107,10 @@ def _stop(children: list[tuple[str, subprocess.Popen]]) -> None:
 
 
 def main() -> int:
-    env = dict(os.environ)
-    env.setdefault("DJANGO_DEBUG", "1")
-    # On one machine, a webhook receiver to try things with runs on the loopback (CONTRACT §4c).
-    env.setdefault("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", "1")
+    real = dict(os.environ)
+    values = dev_env(real, read_env_file(embedded_redis.VAR_DIR / DEV_ENV_FILE))
+    write_dev_env(values)
+    env = {**values, **real}
     python = sys.executable
     children: list[tuple[str, subprocess.Popen]] = []
     redis_process = None
@@ -67,9 +126,7 @@ def main() -> int:
         if not env.get("REDIS_URL"):
             redis_process = embedded_redis.start()
             print(f"[devstack] embedded Redis on {embedded_redis.url()}", flush=True)
-        if not env.get("SHORTAPI_KEY"):
-            env["SHORTAPI_KEY"] = SIMULATOR_KEY
-            env["SHORTAPI_BASE_URL"] = f"http://127.0.0.1:{SIMULATOR_PORT}"
+        if not real.get("SHORTAPI_KEY"):
             children.append(
                 _spawn(
                     "simulator",
@@ -86,14 +143,30 @@ def main() -> int:
                 )
             )
             _wait_for_port(SIMULATOR_PORT)
+        if env.get("STRIPE_STANDIN") == "1":
+            children.append(
+                _spawn(
+                    "stripe stand-in",
+                    [python, "manage.py", "stripe_standin", "--port", str(STRIPE_STANDIN_PORT)],
+                    env,
+                )
+            )
+            _wait_for_port(STRIPE_STANDIN_PORT)
         children.append(
             _spawn("worker", [python, "manage.py", "rqworker", "default", "--with-scheduler"], env)
         )
         children.append(_spawn("web", [python, "manage.py", "runserver", WEB_ADDR], env))
         print(
-            f"[devstack] Seedance Studio on http://{WEB_ADDR}/ (log in as demo/demo). Ctrl-C stops it.",
+            f"[devstack] Seedance Studio on http://{WEB_ADDR}/ (log in as demo/demo); "
+            f"operator console http://{WEB_ADDR}/admin/ (log in as {OPERATOR_LOGIN}). Ctrl-C stops it.",
             flush=True,
         )
+        if env.get("STRIPE_STANDIN") == "1":
+            print(
+                f"[devstack] Top-ups go to the local Stripe stand-in (test mode, no real money): "
+                f"http://127.0.0.1:{STRIPE_STANDIN_PORT}/",
+                flush=True,
+            )
         while not stopping:
             for name, process in children:
                 if process.poll() is not None:

@@ -7,6 +7,7 @@ surfacing later as a confusing error deep inside a request.
 import os
 import re
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -88,3 +89,39 @@ def env_rate(name: str, default: str) -> str:
     if not _RATE.fullmatch(value):
         raise ImproperlyConfigured(f"{name} must be a rate such as 10/m or 100/h, not {value!r}.")
     return value
+
+
+DEV_ENV_FILE = "dev.env"
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`NAME=value` lines (blank lines and `#` comments skipped); {} when there is no file."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        name, sep, value = line.strip().partition("=")
+        if sep and name and not name.startswith("#"):
+            values[name.strip()] = value.strip()
+    return values
+
+
+def load_dev_env(var_dir: Path) -> None:
+    """Take `make run`'s development defaults from `var/dev.env`, under the real environment.
+
+    `make run` writes the file (DEBUG on, the simulator's and the Stripe stand-in's addresses and
+    keys), so a command typed in a second terminal beside it (`manage.py create_api_token demo`)
+    sees the portal `make run` started. A variable set in the environment always wins, and
+    `DJANGO_DEBUG` set off ignores the file entirely: a production process never takes a
+    development default, and still refuses to start without its own `DJANGO_SECRET_KEY`.
+    The test suite sets `SEEDANCE_DEV_ENV=off`.
+    """
+    if os.environ.get("SEEDANCE_DEV_ENV", "").strip().lower() in {"off", "0", "false", "no"}:
+        return
+    debug = os.environ.get("DJANGO_DEBUG")
+    if debug is not None and debug.strip().lower() in _FALSE:
+        return
+    for name, value in read_env_file(var_dir / DEV_ENV_FILE).items():
+        os.environ.setdefault(name, value)

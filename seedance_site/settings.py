@@ -9,11 +9,22 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from seedance_site import embedded_redis
-from seedance_site.env import env_bool, env_decimal, env_float, env_int, env_list, env_rate, env_str
+from seedance_site.env import (
+    env_bool,
+    env_decimal,
+    env_float,
+    env_int,
+    env_list,
+    env_rate,
+    env_str,
+    load_dev_env,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = embedded_redis.VAR_DIR
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+# `make run`'s development defaults, beneath the real environment (seedance_site.env.load_dev_env).
+load_dev_env(VAR_DIR)
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
@@ -327,6 +338,10 @@ WEBHOOK_TIMEOUT_SECONDS = 10.0
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE")
+# Stripe's test mode moves no real money: the billing page says so in a band. The local stand-in
+# (`manage.py stripe_standin`, started by `make run` without keys) takes test keys only.
+STRIPE_TEST_MODE = STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_"))
+STRIPE_STANDIN = env_bool("STRIPE_STANDIN", False)
 STRIPE_CONNECT_TIMEOUT = env_float("STRIPE_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 STRIPE_READ_TIMEOUT = env_float("STRIPE_READ_TIMEOUT", 20.0, minimum=0.1)
 # The library retries connection errors and 5xx itself, with the same idempotency key.

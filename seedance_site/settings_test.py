@@ -9,6 +9,8 @@ from seedance_site import test_redis
 
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-secret-key-3f1c9a7e6b2d4058a1c7e9b3d5f7a9c1")
 os.environ.pop("DJANGO_DEBUG", None)
+# Never `make run`'s var/dev.env: the suite (and every process it starts) sees only what it sets.
+os.environ["SEEDANCE_DEV_ENV"] = "off"
 # A Redis database of this run's own, whatever REDIS_URL names (the embedded server's when it is
 # unset): the suite empties its database before every test, and must never empty another run's.
 # Subprocesses the tests start (workers, commands) inherit the claimed URL.

@@ -338,9 +338,8 @@ WEBHOOK_TIMEOUT_SECONDS = 10.0
 STRIPE_SECRET_KEY = env_str("STRIPE_SECRET_KEY")
 STRIPE_WEBHOOK_SECRET = env_str("STRIPE_WEBHOOK_SECRET")
 STRIPE_API_BASE = env_str("STRIPE_API_BASE")
-# Stripe's test mode moves no real money: the billing page says so in a band. The local stand-in
-# (`manage.py stripe_standin`, started by `make run` without keys) takes test keys only.
-STRIPE_TEST_MODE = STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_"))
+# The local stand-in (`manage.py stripe_standin`, started by `make run` without keys) is in use:
+# the billing page explains its test page (a test key alone shows the test-mode band).
 STRIPE_STANDIN = env_bool("STRIPE_STANDIN", False)
 STRIPE_CONNECT_TIMEOUT = env_float("STRIPE_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 STRIPE_READ_TIMEOUT = env_float("STRIPE_READ_TIMEOUT", 20.0, minimum=0.1)

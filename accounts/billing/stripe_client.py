@@ -61,6 +61,11 @@ def configured() -> bool:
     return not missing_settings()
 
 
+def test_mode() -> bool:
+    """Stripe's test mode (a test key; the stand-in takes only those): no real money moves."""
+    return settings.STRIPE_SECRET_KEY.startswith(("sk_test_", "rk_test_"))
+
+
 @functools.lru_cache(maxsize=4)
 def _client(
     api_key: str, api_base: str, connect_timeout: float, read_timeout: float, retries: int

@@ -50,7 +50,7 @@ def _billing_page(
     context = {
         "missing": stripe_client.missing_settings(),
         # Stripe's test mode or the local stand-in: say plainly that no real money moves.
-        "test_mode": settings.STRIPE_TEST_MODE or settings.STRIPE_STANDIN,
+        "test_mode": stripe_client.test_mode() or settings.STRIPE_STANDIN,
         "standin": settings.STRIPE_STANDIN,
         "packs": [{"cents": cents, "label": usd(cents)} for cents in settings.TOPUP_PACKS_CENTS],
         "pack_form": pack_form or TopUpForm(),

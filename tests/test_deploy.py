@@ -54,3 +54,24 @@ def test_a_price_of_zero_is_refused_at_start():
         result = run_manage("check", DJANGO_SECRET_KEY="x" * 60, **{name: "0"})
         assert result.returncode != 0
         assert f"{name} must be at least {least}, not 0" in result.stderr
+
+
+def test_make_runs_dev_env_is_read_beneath_the_environment_and_never_with_debug_off(tmp_path):
+    """A second terminal beside `make run` takes var/dev.env; the real environment wins, and
+    DJANGO_DEBUG=0 ignores the file, so production still needs its own secret (issue #15)."""
+    (tmp_path / "dev.env").write_text("# make run\nDJANGO_DEBUG=1\nSHORTAPI_KEY=from-the-file\n")
+    beside = {"SEEDANCE_VAR_DIR": str(tmp_path), "SEEDANCE_DEV_ENV": ""}
+    show = [
+        "shell",
+        "--no-imports",
+        "-c",
+        "from django.conf import settings; print(settings.DEBUG, settings.SHORTAPI_KEY)",
+    ]
+
+    assert run_manage(*show, **beside).stdout.split() == ["True", "from-the-file"]
+    assert run_manage(*show, SHORTAPI_KEY="mine", **beside).stdout.split() == ["True", "mine"]
+    refused = run_manage("check", DJANGO_DEBUG="0", **beside)
+    assert refused.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in refused.stderr
+    production = run_manage(*show, DJANGO_DEBUG="0", DJANGO_SECRET_KEY="x" * 60, **beside)
+    assert production.stdout.split() == ["False"], production.stderr

@@ -164,7 +164,8 @@ class StripeStandin:
                 "status": "succeeded",
                 "payment_intent": session["payment_intent"],
                 "metadata": dict(session.get("_payment_intent_metadata") or {}),
-                "receipt_url": f"https://pay.stripe.com/receipts/payment/{secrets.token_urlsafe(24)}",
+                # Stripe's is on pay.stripe.com; the stand-in's own page works offline.
+                "receipt_url": f"{self.url}/receipts/{session['id']}",
                 "livemode": False,
             }
             self.charges[session["id"]] = charge
@@ -335,6 +336,14 @@ class StripeStandin:
     def _page(self, handler: BaseHTTPRequestHandler, method: str, path: str, params: dict[str, Any]) -> None:
         if path in ("/", ""):
             return self._html(handler, 200, "Stripe stand-in", self._dashboard())
+        receipt = re.fullmatch(r"/receipts/([A-Za-z0-9_]+)", path)
+        if receipt:
+            with self.lock:
+                session = self.sessions.get(receipt.group(1))
+                charge = dict(self.charges.get(receipt.group(1)) or {})
+            if session is None or not charge:
+                return self._html(handler, 404, "Not found", "<p>No such receipt.</p>")
+            return self._html(handler, 200, "Receipt", self._receipt(session, charge))
         match = re.fullmatch(r"/c/pay/([A-Za-z0-9_]+)", path)
         with self.lock:
             session = self.sessions.get(match.group(1)) if match else None
@@ -387,6 +396,20 @@ class StripeStandin:
         else:
             parts.append(f"<p>This checkout has {html.escape(session['status'])}.</p>")
         return "\n".join(parts)
+
+    @staticmethod
+    def _receipt(session: dict[str, Any], charge: dict[str, Any]) -> str:
+        refunded = charge["amount_refunded"]
+        paid = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(session["created"]))
+        lines = [
+            f"<h1>Receipt: ${charge['amount'] / 100:,.2f}</h1>",
+            f"<p>{session['amount_total']:,} Seedance credits</p>",
+            f"<p class=muted>Charge {html.escape(charge['id'])}, paid {paid}</p>",
+        ]
+        if refunded:
+            lines.append(f"<p>Refunded: ${refunded / 100:,.2f}</p>")
+        lines.append("<p class=muted>A test receipt: no real money was taken.</p>")
+        return "\n".join(lines)
 
     def _dashboard(self) -> str:
         with self.lock:

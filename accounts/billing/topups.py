@@ -57,7 +57,12 @@ def _receipt_url(value: Any) -> str:
     if value.get("object") == "payment_intent":
         return _receipt_url(value.get("latest_charge"))
     url = value.get("receipt_url")
-    return url if isinstance(url, str) and url.startswith("https://") else ""
+    if not isinstance(url, str):
+        return ""
+    # Stripe's receipts are https; the local stand-in (STRIPE_API_BASE, the operator's choice)
+    # serves its own on its plain-http address.
+    standin = settings.STRIPE_API_BASE.rstrip("/") + "/" if settings.STRIPE_API_BASE else None
+    return url if url.startswith("https://") or (standin and url.startswith(standin)) else ""
 
 
 # --- Checkout ---------------------------------------------------------------------------------

@@ -173,3 +173,16 @@ def test_ensure_operator_never_promotes_an_existing_user(settings):
     with pytest.raises(CommandError, match="is not an operator"):
         call_command("ensure_operator")
     assert not User.objects.get(username="admin").is_staff
+
+
+def test_a_restarted_standin_keeps_its_sessions(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    again = FakeStripe(api_key=fake_stripe.api_key)
+    again.restore(fake_stripe.snapshot())
+    again.start()
+    try:
+        page = requests.get(f"{again.url}/c/pay/{topup.stripe_session_id}", timeout=30)
+        assert page.status_code == 200
+        assert "Pay $10.00" in page.text
+    finally:
+        again.stop()

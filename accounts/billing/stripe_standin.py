@@ -15,6 +15,7 @@ The API it speaks: `POST /v1/checkout/sessions` (with `Idempotency-Key`) and
 the `stripe` library sends them, behind the Bearer key. No real card and no real money, ever.
 """
 
+import base64
 import hashlib
 import hmac
 import html
@@ -136,6 +137,28 @@ class StripeStandin:
             self.deliveries.clear()
             self.delay_seconds = 0.0
             self._epoch += 1
+
+    # --- kept across restarts (`manage.py stripe_standin` saves it under var/) -------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return json.loads(
+                json.dumps(
+                    {
+                        "sessions": self.sessions,
+                        "charges": self.charges,
+                        "disputes": self.disputes,
+                        "idempotent": self._idempotent,
+                    }
+                )
+            )
+
+    def restore(self, state: dict[str, Any]) -> None:
+        with self.lock:
+            self.sessions.update(state.get("sessions") or {})
+            self.charges.update(state.get("charges") or {})
+            self.disputes.update(state.get("disputes") or {})
+            self._idempotent.update(state.get("idempotent") or {})
 
     # --- misbehaviour ------------------------------------------------------------------------
 
@@ -491,7 +514,7 @@ class StripeStandin:
             epoch = self._epoch
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
-        if handler.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if not self._authorized(handler.headers.get("Authorization") or ""):
             return self._reply(
                 handler,
                 401,
@@ -507,6 +530,19 @@ class StripeStandin:
         return self._reply(
             handler, 404, {"error": {"type": "invalid_request_error", "message": "Unrecognized request URL."}}
         )
+
+    def _authorized(self, header: str) -> bool:
+        """Bearer, as the library sends it, or Basic with the key as the user, as `curl -u sk_...:`."""
+        if header == f"Bearer {self.api_key}":
+            return True
+        scheme, _, value = header.partition(" ")
+        if scheme != "Basic":
+            return False
+        try:
+            user = base64.b64decode(value, validate=True).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return False
+        return hmac.compare_digest(user, self.api_key)
 
     def _create(self, handler: BaseHTTPRequestHandler, params: dict[str, Any], epoch: int) -> None:
         key = handler.headers.get("Idempotency-Key")

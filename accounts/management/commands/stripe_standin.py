@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -40,6 +42,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--webhook-url", default=None, help="where events go (default: <SITE_URL>/webhooks/stripe/)"
         )
+        parser.add_argument(
+            "--state-file",
+            default=None,
+            help="where sessions are kept across restarts (default: var/stripe-standin.json)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         api_key = options["api_key"] or settings.STRIPE_SECRET_KEY
@@ -56,6 +63,10 @@ class Command(BaseCommand):
         standin = StripeStandin(
             api_key=api_key, webhook_secret=secret, webhook_url=webhook_url, port=options["port"]
         )
+        state_file = Path(options["state_file"] or Path(settings.VAR_DIR) / "stripe-standin.json")
+        if state_file.exists():
+            # A checkout left open (or a paid one to refund) outlives a restart of `make run`.
+            standin.restore(json.loads(state_file.read_text()))
         try:
             standin.start()
         except OSError as error:
@@ -67,10 +78,22 @@ class Command(BaseCommand):
             f"Stripe stand-in on {standin.url} (test mode, no real money); webhooks to {webhook_url}"
         )
         self.stdout.flush()
+        saved: dict[str, Any] = {}
         try:
             while True:
                 time.sleep(0.5)
+                saved = _save(standin, state_file, saved)
         except KeyboardInterrupt:
             pass
         finally:
             standin.stop()
+            _save(standin, state_file, saved)
+
+
+def _save(standin: StripeStandin, path: Path, saved: dict[str, Any]) -> dict[str, Any]:
+    state = standin.snapshot()
+    if state != saved:
+        partial = path.with_suffix(".tmp")
+        partial.write_text(json.dumps(state))
+        partial.replace(path)
+    return state

@@ -143,7 +143,8 @@ def main() -> int:
                 )
             )
             _wait_for_port(SIMULATOR_PORT)
-        if env.get("STRIPE_STANDIN") == "1":
+        standin = not real.get("STRIPE_SECRET_KEY")
+        if standin:
             children.append(
                 _spawn(
                     "stripe stand-in",
@@ -161,7 +162,7 @@ def main() -> int:
             f"operator console http://{WEB_ADDR}/admin/ (log in as {OPERATOR_LOGIN}). Ctrl-C stops it.",
             flush=True,
         )
-        if env.get("STRIPE_STANDIN") == "1":
+        if standin:
             print(
                 f"[devstack] Top-ups go to the local Stripe stand-in (test mode, no real money): "
                 f"http://127.0.0.1:{STRIPE_STANDIN_PORT}/",

@@ -135,6 +135,7 @@ def test_the_readme_marks_its_runnable_commands():
         "grant_credits",
         "reconcile_generations",
         "audit_credits",
+        "createsuperuser --noinput",
     ):
         assert needed in commands
 

@@ -62,13 +62,9 @@ class GenerationForm(forms.Form):
     """
 
     prompt = forms.CharField(
-        max_length=PROMPT_MAX,
         strip=True,
-        widget=forms.Textarea(attrs={"rows": 5, "maxlength": PROMPT_MAX}),
-        error_messages={
-            "required": "Write a prompt: describe the video you want.",
-            "max_length": f"The prompt must be at most {PROMPT_MAX:,} characters.",
-        },
+        widget=forms.Textarea(attrs={"rows": 5}),
+        error_messages={"required": "Write a prompt: describe the video you want."},
     )
     mode = forms.ChoiceField(
         choices=[(m, MODE_LABELS[m]) for m in MODES],
@@ -107,6 +103,20 @@ class GenerationForm(forms.Form):
     def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.user = user
+
+    def clean_prompt(self) -> str:
+        # Checked here, not with max_length: that would also put `maxlength` on the textarea, and a
+        # browser then cuts a long paste silently. The page shows the overflow instead; the
+        # server refuses, and never shortens a prompt it was sent.
+        prompt = self.cleaned_data["prompt"]
+        if len(prompt) > PROMPT_MAX:
+            over = len(prompt) - PROMPT_MAX
+            raise forms.ValidationError(
+                f"The prompt is {len(prompt):,} characters; the most is {PROMPT_MAX:,}. "
+                f"Shorten it by {over:,}.",
+                code="max_length",
+            )
+        return prompt
 
     def _uploads(self, name: str, ids: list[str], kind: str) -> list[Upload]:
         """The user's own live uploads for `ids`, in order; each id that is not one (unknown, another

@@ -185,14 +185,21 @@ def _quote_context(
     price = quote(mode, duration, model=model, input_seconds=input_seconds)
     after = balance_cents - price.cost_cents
     billed = billed_text(duration=duration, input_seconds=price.input_seconds)
+    text = f"{billed} × {format_rate(price.cents_per_second)} = {format_usd(price.cost_cents)}"
+    # A balance that cannot pay is said once, in words (the "short" line), never as a negative
+    # "balance after": nothing is ever taken past zero.
+    if after >= 0:
+        text += f" · balance after: {format_usd(after)}"
     return {
-        "text": (
-            f"{billed} × {format_rate(price.cents_per_second)} = {format_usd(price.cost_cents)}"
-            f" · balance after: {format_usd(after)}"
-        ),
+        "text": text,
         "cost": format_usd(price.cost_cents),
         "short": format_usd(-after) if after < 0 else None,
     }
+
+
+def cheapest_cents() -> int:
+    """The least any video costs: the shortest text-to-video in the cheaper mode."""
+    return min(quote(mode, MIN_DURATION).cost_cents for mode in MODES)
 
 
 INPUT_FIELDS = ("image_ids", "video_id", "audio_ids")
@@ -245,7 +252,8 @@ def _initial_from_query(query) -> dict:
     if str(query.get("first_last_frame") or "").lower() in ("1", "true", "on"):
         initial["first_last_frame"] = True
     if query.get("prompt"):
-        initial["prompt"] = query["prompt"][:PROMPT_MAX]
+        # Never cut: an over-long prompt is shown whole, with its overflow, for the person to shorten.
+        initial["prompt"] = query["prompt"][: PROMPT_MAX * 5]
     if query.get("mode") in MODES:
         initial["mode"] = query["mode"]
     if query.get("aspect_ratio") in ASPECT_RATIOS:
@@ -267,7 +275,11 @@ def generate(request: HttpRequest) -> HttpResponse:
                 generation, created = generation_create(
                     user=request.user, idempotency_key=key, **form.cleaned_data
                 )
-            except (UpstreamUnconfigured, IdempotencyKeyOfDeleted) as exc:
+            except UpstreamUnconfigured:
+                # The API's message names the missing key for scripts' authors; a person on the
+                # page gets no operator words.
+                form.add_error(None, "Making videos is not available on this site yet. Nothing was held.")
+            except IdempotencyKeyOfDeleted as exc:
                 form.add_error(None, exc.message)
             except InputGone as exc:
                 form.add_error(None, exc.message)
@@ -322,6 +334,7 @@ def _generate_context(request: HttpRequest, form: GenerationForm, key: str, shor
     form.fields["prompt"].widget.attrs.update(prompt_attrs)
     credits = credits_for_user(user=request.user)
     balance = credits.balance_cents
+    prompt_length = len((form["prompt"].value() or "").strip())  # counted as the form counts it
     inputs = _chosen_inputs(request.user, form.data if form.is_bound else form.initial)
     model = _model_of(inputs)
     seconds = input_seconds(inputs["video"].duration_seconds) if inputs["video"] is not None else 0
@@ -373,9 +386,16 @@ def _generate_context(request: HttpRequest, form: GenerationForm, key: str, shor
             e for name in (*INPUT_FIELDS, "first_last_frame") for e in form.errors.get(name, [])
         ],
         "short_of_credits": short_of_credits,
+        # Not enough for even the cheapest video: the page says so and how to get credits, and its
+        # Generate button is off (the server refuses such a submit anyway, with 402).
+        "cannot_afford_any": balance < cheapest_cents(),
+        "cheapest": format_usd(cheapest_cents()),
         "credits": credits,  # the header's too: one read for the whole page
         "prompt_max": PROMPT_MAX,
-        "prompt_length": len(form["prompt"].value() or ""),
+        "prompt_max_text": f"{PROMPT_MAX:,}",
+        "prompt_length": f"{prompt_length:,}",
+        "prompt_over": max(0, prompt_length - PROMPT_MAX),
+        "prompt_over_text": f"{max(0, prompt_length - PROMPT_MAX):,}",
     }
 
 

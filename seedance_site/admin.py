@@ -23,10 +23,37 @@ class AdminSite(admin.AdminSite):
 
         return AdminLoginForm
 
+    def index(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
+        # What the server lacks is said here, to operators, in operator words: users' pages only
+        # say that a thing is not available.
+        from django.contrib import messages
+
+        for note in setup_notes():
+            messages.warning(request, note)
+        return super().index(request, extra_context)
+
     def login(self, request: HttpRequest, extra_context: dict | None = None) -> HttpResponse:
         from accounts.forms import answer_429_if_limited
 
         return answer_429_if_limited(super().login(request, extra_context))
+
+
+def setup_notes() -> list[str]:
+    """What an operator must set for every part of the portal to work (see the README)."""
+    from django.conf import settings
+
+    from accounts.billing.stripe_client import missing_settings
+
+    notes = []
+    if missing := missing_settings():
+        notes.append(
+            f"Buying credits is off: set {' and '.join(missing)} (README, “Configuration”). "
+            "Users see only that buying is not available; grant credits meanwhile with "
+            "“manage.py grant_credits”."
+        )
+    if not settings.SHORTAPI_KEY:
+        notes.append("Making videos is off: set SHORTAPI_KEY (README, “Configuration”).")
+    return notes
 
 
 # Named permissions (superusers have every one). Being staff is not enough for either: the overview

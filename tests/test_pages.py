@@ -14,10 +14,11 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts.billing.ledger import credits_grant
 from accounts.models import CreditEntry, User
 from generations.models import Generation
 from generations.pricing import quote
-from tests.conftest import balance, make_user
+from tests.conftest import api_for, balance, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -177,7 +178,8 @@ def test_generate_page_shows_the_quote_the_pickers_and_a_fresh_key(alice):
     assert 'type="range" name="duration"' in html and 'min="4" max="15"' in html
     assert '"cents_per_second": {"std": 24, "fast": 20}' in html and '"balance_cents": 10000' in html
     assert html.count('class="example"') >= 3
-    assert 'maxlength="2000"' in html and "/ 2,000 characters" in html
+    # No maxlength: a browser would cut a long paste silently (the page shows the overflow).
+    assert "maxlength" not in html and "/ 2,000 characters" in html
 
 
 def test_generate_page_prefills_from_the_query_and_quotes_it(alice):
@@ -209,7 +211,7 @@ def test_generate_shows_field_errors_and_creates_nothing(alice, settings):
     assert "Mode must be “std” or “fast”." in html
     assert "Aspect ratio must be one of 21:9, 16:9, 9:16, 4:3, 1:1, 3:4." in html
     response = client.post("/generate/", {"prompt": "x" * 2001, "idempotency_key": "k"})
-    assert "The prompt must be at most 2,000 characters." in text(response)
+    assert "The prompt is 2,001 characters; the most is 2,000. Shorten it by 1." in text(response)
     assert idempotency_key(response) == "k"  # the same form keeps its key
     assert not Generation.objects.exists()
     alice.refresh_from_db()
@@ -248,17 +250,76 @@ def test_a_double_submit_with_the_same_key_charges_once(alice, settings):
     assert Generation.objects.count() == 2
 
 
-def test_a_short_balance_says_so_and_links_to_billing(carol, settings):
+def test_a_user_with_no_credits_is_told_plainly_and_shown_how_to_get_some(carol, settings):
     settings.SHORTAPI_KEY = "x"
     client = client_for(carol)
     html = text(client.get("/generate/"))
-    assert "balance after: -$1.20" in html
-    assert re.search(r'id="short-warning"\s*>', html)  # shown, not hidden
+    assert "You have no credits yet." in html and "Videos start at $0.80." in html
+    assert re.search(r'<a class="button block" href="/billing/#buy">Get credits</a>', html)
+    assert re.search(r'id="generate-button"\s+disabled', html)
+    assert "balance after" not in html and "-$" not in html
+    # Posted anyway (an old tab, a script): refused, with the way to credits, and nothing held.
     response = client.post("/generate/", {"prompt": "A fox", "duration": "5", "idempotency_key": "k"})
     html = text(response)
     assert "This video costs $1.20 but your balance is $0.00." in html
-    assert 'href="/billing/"' in html and "Top up" in html
+    assert 'href="/billing/#buy"' in html and "Get credits" in html
     assert not Generation.objects.exists() and not CreditEntry.objects.filter(user=carol).exists()
+
+
+def grant(user: User, cents: int) -> None:
+    credits_grant(user=user, amount_cents=cents, reason="test credits")
+
+
+def test_a_balance_short_for_this_video_but_not_every_one_keeps_generate_and_says_so(carol, settings):
+    grant(carol, 100)
+    html = text(client_for(carol).get("/generate/"))
+    assert "5 s × $0.24 = $1.20" in html and "balance after" not in html
+    assert re.search(r'id="short-warning"\s*>', html)  # shown, not hidden
+    assert "$0.20</span> short for this video" in html
+    assert "You have no credits yet" not in html
+    assert not re.search(r'id="generate-button"\s+disabled', html)
+
+
+def test_a_balance_below_the_cheapest_video_is_said_in_dollars(carol):
+    grant(carol, 50)
+    html = text(client_for(carol).get("/generate/"))
+    assert "Your balance of $0.50 is less than the cheapest video ($0.80)." in html
+    assert re.search(r'id="generate-button"\s+disabled', html)
+
+
+def test_the_api_answer_for_no_credits_is_unchanged(carol, settings):
+    settings.SHORTAPI_KEY = "x"
+    response = api_for(carol).post("/api/v1/generations", {"prompt": "A fox"})
+    assert response.status_code == 402
+    assert response.json()["error"]["code"] == "insufficient_credits"
+
+
+def test_an_over_long_prompt_is_refused_whole_with_its_overflow_and_nothing_is_charged(alice, settings):
+    settings.SHORTAPI_KEY = "x"
+    prompt = "word " * 600  # 3,000 characters
+    response = client_for(alice).post("/generate/", {"prompt": prompt, "idempotency_key": "k"})
+    html = text(response)
+    assert response.status_code == 200
+    assert "The prompt is 2,999 characters; the most is 2,000. Shorten it by 999." in html
+    assert prompt + "</textarea>" in html  # shown whole, never cut
+    assert '<span data-count>2,999</span> / 2,000 characters<span data-over> — 999 too long</span>' in html
+    assert 'class="help counter over"' in html
+    assert not Generation.objects.exists() and balance(alice) == 10_000
+
+
+def test_a_generate_again_link_with_a_long_prompt_shows_it_whole(alice):
+    html = text(client_for(alice).get("/generate/", {"prompt": "y" * 2_500}))
+    assert "y" * 2_500 + "</textarea>" in html and "— 500 too long" in html
+
+
+def test_the_operator_is_told_in_the_admin_what_the_server_lacks(settings):
+    settings.STRIPE_SECRET_KEY = ""
+    settings.SHORTAPI_KEY = ""
+    root = make_user("root", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(root)
+    html = text(client.get("/admin/"))
+    assert "set STRIPE_SECRET_KEY" in html and "set SHORTAPI_KEY" in html
 
 
 def test_enough_balance_hides_the_short_warning(alice):
@@ -269,7 +330,8 @@ def test_an_unconfigured_upstream_is_a_form_error(alice, settings):
     settings.SHORTAPI_KEY = ""
     response = client_for(alice).post("/generate/", {"prompt": "A fox", "idempotency_key": "k"})
     assert response.status_code == 200
-    assert "not configured on this server yet" in text(response)
+    assert "not available on this site yet" in text(response)
+    assert "ShortAPI" not in text(response) and "SHORTAPI_KEY" not in text(response)
     assert not Generation.objects.exists()
 
 

@@ -18,6 +18,12 @@
   var shortBox = document.getElementById("short-warning");
   var shortAmount = shortBox.querySelector("[data-short]");
   var button = document.getElementById("generate-button");
+  var buttons = form.querySelectorAll("#generate-button, [data-generate]");
+  var blocked = document.getElementById("blocked-reason");
+  var overText = counter.querySelector("[data-over]");
+  // The server rendered the button off when no video is affordable at all; nothing here turns it on.
+  var neverAffordable = button.disabled;
+  var starting = false;
   var modelLabel = document.querySelector("[data-model-label]");
 
   // The same output as generations.pricing.format_usd.
@@ -44,9 +50,13 @@
 
   function update() {
     var max = Number(counter.dataset.max);
-    var length = prompt.value.length;
+    var length = prompt.value.trim().length;  // as the server counts it: stripped
+    var over = length - max;
     count.textContent = length.toLocaleString("en-US");
-    counter.classList.toggle("over", length > max);
+    counter.classList.toggle("over", over > 0);
+    overText.textContent = over > 0 ? " — " + over.toLocaleString("en-US") + " too long" : "";
+    if (over > 0) prompt.setAttribute("aria-invalid", "true");
+    else if (!form.querySelector("#prompt-error")) prompt.removeAttribute("aria-invalid");
 
     var seconds = Number(duration.value);
     durationOut.textContent = seconds + " s";
@@ -56,10 +66,25 @@
     var cost = Math.floor((milli * (inputSeconds + seconds) + 999) / 1000);
     var after = pricing.balance_cents - cost;
     var billed = inputSeconds ? "(" + inputSeconds + " s reference + " + seconds + " s)" : seconds + " s";
-    quote.textContent = billed + " × " + rate(milli) + " = " + usd(cost) + " · balance after: " + usd(after);
+    // Never a negative "balance after": a shortfall is said once, in the short line.
+    quote.textContent = billed + " × " + rate(milli) + " = " + usd(cost) +
+      (after >= 0 ? " · balance after: " + usd(after) : "");
     if (modelLabel) modelLabel.textContent = pricing.model_labels[model];
-    shortBox.hidden = after >= 0;
-    shortAmount.textContent = usd(-after);
+    if (shortBox) {
+      shortBox.hidden = after >= 0;
+      shortAmount.textContent = usd(-after);
+    }
+
+    // Generate waits until the prompt fits and the balance covers the price; the reason is said
+    // under the button (the server refuses both anyway, and never cuts a prompt short).
+    var reason = "";
+    if (over > 0) reason = "Shorten the prompt by " + over.toLocaleString("en-US") + " characters to continue.";
+    else if (after < 0 && !neverAffordable) reason = "Not enough credits for this video.";
+    if (!starting) {
+      buttons.forEach(function (b) { b.disabled = neverAffordable || reason !== ""; });
+    }
+    blocked.textContent = reason;
+    blocked.hidden = reason === "";
   }
 
   form.addEventListener("input", update);
@@ -77,7 +102,18 @@
 
   // One click, one video: the idempotency key already makes a second submit free, and this
   // makes it visibly pointless too.
-  form.addEventListener("submit", function () {
+  form.addEventListener("submit", function (e) {
+    // Enter in a field submits even with the buttons off; a submit the page blocks goes nowhere.
+    // The studio's own upload button (a formaction) is not Generate, and is let through.
+    var submitter = e.submitter;
+    var isGenerate = !submitter || submitter === button || submitter.hasAttribute("data-generate");
+    if (isGenerate && button.disabled) {
+      e.preventDefault();
+      if (prompt.value.trim().length > Number(counter.dataset.max)) prompt.focus();
+      return;
+    }
+    if (!isGenerate) return;
+    starting = true;
     setTimeout(function () {
       button.disabled = true;
       button.textContent = "Starting…";
@@ -85,8 +121,9 @@
   });
   // Coming back through the history restores the page as it was left; make the button usable.
   window.addEventListener("pageshow", function () {
-    button.disabled = false;
+    starting = false;
     button.textContent = "Generate video";
+    update();
   });
 
   update();

@@ -16,7 +16,7 @@
   var durationOut = document.getElementById("duration-value");
   var quote = document.getElementById("quote");
   var shortBox = document.getElementById("short-warning");
-  var shortAmount = shortBox.querySelector("[data-short]");
+  var shortAmount = shortBox && shortBox.querySelector("[data-short]");  // absent when nothing is affordable
   var button = document.getElementById("generate-button");
   var buttons = form.querySelectorAll("#generate-button, [data-generate]");
   var blocked = document.getElementById("blocked-reason");

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.billing.selectors import recent_entries_for_user
@@ -136,19 +137,34 @@ def verify_email_resend(request: HttpRequest) -> HttpResponse:
     return redirect("account")
 
 
+# Where a new API token waits in the session between the POST that made it and the one page
+# that shows it (Post/Redirect/Get: a refresh then re-sends nothing, and makes no second token).
+NEW_TOKEN_SESSION_KEY = "accounts.new_api_token"  # noqa: S105 - a session key, not a secret
+
+
+@never_cache  # the page that shows a new token once must not come back from a cache
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
     form = ApiTokenForm(request.POST or None)
-    new_token = None
     status = 200
-    if request.method == "POST" and form.is_valid():
-        if over_user_limit(request, group="api-token-create", rate=settings.TOKEN_RATE_LIMIT):
-            form.add_error(None, "You have made many tokens in a short time. Wait a while, then try again.")
-            status = 429
+    if request.method == "POST":
+        if form.is_valid():
+            if over_user_limit(request, group="api-token-create", rate=settings.TOKEN_RATE_LIMIT):
+                form.add_error(
+                    None, "You have made many tokens in a short time. Wait a while, then try again."
+                )
+                status = 429
+            else:
+                token, secret = api_token_create(user=request.user, name=form.cleaned_data["name"])
+                request.session[NEW_TOKEN_SESSION_KEY] = secret
+                messages.success(
+                    request, f"Token “{token.name}” created. Copy it now: it is shown only once."
+                )
+                return redirect(reverse("account") + "#tokens")
         else:
-            token, new_token = api_token_create(user=request.user, name=form.cleaned_data["name"])
-            messages.success(request, f"Token “{token.name}” created. Copy it now: it is shown only once.")
-            form = ApiTokenForm()
+            status = 400
+    # Shown on the first page after it was made, and never again.
+    new_token = request.session.pop(NEW_TOKEN_SESSION_KEY, None) if request.method == "GET" else None
     return _account_page(request, token_form=form, new_token=new_token, status=status)
 
 

@@ -262,9 +262,12 @@ def test_account_page_creates_shows_once_and_revokes_tokens(alice):
     client = Client()
     client.force_login(alice)
     response = client.post("/accounts/", {"name": "my script"})
+    assert response.status_code == 302 and response["Location"] == "/accounts/#tokens"
+    response = client.get(response["Location"])
     token = response.context["new_token"]
     assert token.startswith("sds_")
     assert token in response.content.decode()
+    assert "no-store" in response["Cache-Control"]
     stored = alice.api_tokens.get()
     assert stored.token_hash != token and token not in stored.token_hash
     assert token not in client.get("/accounts/").content.decode()  # shown once
@@ -277,6 +280,7 @@ def test_a_token_needs_a_name(alice):
     client = Client()
     client.force_login(alice)
     response = client.post("/accounts/", {"name": "  "})
+    assert response.status_code == 400
     assert "Give the token a name" in response.content.decode()
     assert not alice.api_tokens.exists()
 

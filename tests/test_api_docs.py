@@ -56,7 +56,7 @@ def test_the_token_panel_links_the_docs_and_shows_curl_with_our_site_url(alice, 
     assert account_call in page
     assert "TOKEN=paste-your-token-here" in page
 
-    new = client.post("/accounts/", {"name": "laptop"})
+    new = client.post("/accounts/", {"name": "laptop"}, follow=True)
     assert f"TOKEN={new.context['new_token']}\n" in new.content.decode()
 
 
@@ -69,7 +69,7 @@ def test_the_curl_example_works_as_pasted(live_server, settings):
     settings.SHORTAPI_KEY = "configured"  # the job is only queued: nothing runs upstream
     client = Client()
     client.force_login(make_user("alice", 10_000))
-    page = client.post("/accounts/", {"name": "terminal"}).content.decode()
+    page = client.post("/accounts/", {"name": "terminal"}, follow=True).content.decode()
     example = html.unescape(re.search(r'<textarea id="curl-example"[^>]*>(.*?)</textarea>', page, re.S)[1])
 
     result = subprocess.run(["bash", "-c", example], capture_output=True, text=True, timeout=30)

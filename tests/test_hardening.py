@@ -57,8 +57,8 @@ def test_checkouts_are_limited_per_user_across_the_web_and_the_api(fake_stripe, 
 @one_window
 def test_api_token_creation_is_limited_per_user(alice):
     client = client_for(alice)
-    assert client.post("/accounts/", {"name": "one"}).status_code == 200
-    assert client.post("/accounts/", {"name": "two"}).status_code == 200
+    assert client.post("/accounts/", {"name": "one"}).status_code == 302
+    assert client.post("/accounts/", {"name": "two"}).status_code == 302
     response = client.post("/accounts/", {"name": "three"})
     assert response.status_code == 429
     assert "many tokens in a short time" in response.content.decode()

@@ -58,11 +58,25 @@ class LoginView(auth_views.LoginView):
         return answer_429_if_limited(super().form_invalid(form))
 
 
+class LogoutView(auth_views.LogoutView):
+    """Django's logout (POST only), saying on the next page that it worked."""
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        was_logged_in = request.user.is_authenticated
+        response = super().post(request, *args, **kwargs)
+        if was_logged_in:
+            messages.success(request, "You are logged out. See you soon.")
+        return response
+
+
 class PasswordResetView(auth_views.PasswordResetView):
     """Django's reset view, limited per address and per email, mailing from a worker. Over the
     limit it answers the same for every address, so the limit says nothing about accounts."""
 
     form_class = QueuedPasswordResetForm
+    # Django names the site by the request's host ("127.0.0.1:8000 team") without the sites
+    # framework; the mail names it by its name.
+    extra_email_context = {"site_name": "Seedance Studio"}
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         email = _key("email", request.POST.get("email"))

@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from uuid import UUID
 
+from django.conf import settings
 from django.http import HttpRequest
+from django.urls import reverse
 from ninja import Field, Header, Query, Router, Schema, Status
 from pydantic import (
     AfterValidator,
@@ -197,6 +199,24 @@ class Generation(Answer):
         max_length=WEBHOOK_URL_MAX,
         description="Where the generation is POSTed, signed, when it ends; null for none.",
     )
+    visibility: Literal["private", "unlisted", "listed"] = Field(
+        description="Who may watch it: `private` (only you), `unlisted` (anyone with `share_url`) or "
+        "`listed` (on Explore too). Set on the video's page."
+    )
+    share_url: str | None = Field(
+        json_schema_extra={"format": "uri"},
+        description="The public page while it is shared (unlisted or listed); null when private. "
+        "Making it private ends this link at once.",
+    )
+
+    @staticmethod
+    def resolve_share_url(generation: models.Generation, context: dict[str, Any]) -> str | None:
+        if not (generation.shared and generation.share_slug):
+            return None
+        path = reverse("shared_video", args=[generation.share_slug])
+        request = context.get("request")
+        # A webhook's body is built with no request: it names the site by SITE_URL.
+        return request.build_absolute_uri(path) if request is not None else settings.SITE_URL + path
 
     @staticmethod
     def resolve_status(generation: models.Generation) -> str:

@@ -19,12 +19,15 @@ from generations.services import generation_id_from_video_token
 
 
 def video_file(request: HttpRequest, token: str) -> HttpResponse:
-    generation_id = generation_id_from_video_token(token)
-    if generation_id is None:
+    read = generation_id_from_video_token(token)
+    if read is None:
         raise Http404("This video link is not valid or has expired.")
-    generation = (
-        Generation.objects.visible().filter(pk=generation_id, status=Generation.Status.SUCCEEDED).first()
-    )
+    generation_id, share_slug = read
+    found = Generation.objects.visible().filter(pk=generation_id, status=Generation.Status.SUCCEEDED)
+    if share_slug is not None:
+        # A public link works only while the video is shared under the slug it was made for.
+        found = found.filter(shared=True, share_slug=share_slug)
+    generation = found.first()
     if generation is None or not generation.video:
         raise Http404("No such video.")
     response = serve_stored(

@@ -86,7 +86,11 @@ class Generation(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     # Where to POST the generation when it ends (CONTRACT §4c); "" for none.
     webhook_url = models.CharField(max_length=2000, blank=True)
+    # Who may watch it (see `visibility`): `shared` — anyone with its link (/v/<share_slug>/);
+    # `listed` — also on Explore. The slug is dropped when it goes private again, so every link
+    # made from it (the page, its signed video URL, og:video) stops at once.
     shared = models.BooleanField(default=False)
+    listed = models.BooleanField(default=False)
     deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted by its owner.")
     share_slug = models.SlugField(max_length=16, unique=True, null=True, blank=True)
 
@@ -97,13 +101,21 @@ class Generation(models.Model):
 
     objects = GenerationQuerySet.as_manager()
 
+    class Visibility:
+        PRIVATE = "private"
+        UNLISTED = "unlisted"
+        LISTED = "listed"
+        CHOICES = (PRIVATE, UNLISTED, LISTED)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["user", "-created_at", "-id"], name="gen_user_newest"),
             models.Index(fields=["status", "next_poll_at"], name="gen_status_next_poll"),
             models.Index(
-                fields=["-finished_at"], condition=Q(shared=True, status="succeeded"), name="gen_explore"
+                fields=["-finished_at"],
+                condition=Q(shared=True, listed=True, status="succeeded"),
+                name="gen_explore_listed",
             ),
         ]
         constraints = [
@@ -113,6 +125,8 @@ class Generation(models.Model):
                 name="gen_unique_idempotency_key_per_user",
             ),
             models.CheckConstraint(condition=Q(duration__gte=4, duration__lte=15), name="gen_duration_4_15"),
+            # Listed on Explore means shared first.
+            models.CheckConstraint(condition=Q(listed=False) | Q(shared=True), name="gen_listed_is_shared"),
             models.CheckConstraint(condition=Q(mode__in=["std", "fast"]), name="gen_mode_known"),
             models.CheckConstraint(
                 condition=Q(model__in=["text-to-video", "image-to-video", "omni-reference"]),
@@ -136,6 +150,12 @@ class Generation(models.Model):
     @property
     def public_status(self) -> str:
         return self.PUBLIC_STATUS[self.status]
+
+    @property
+    def visibility(self) -> str:
+        if not self.shared:
+            return self.Visibility.PRIVATE
+        return self.Visibility.LISTED if self.listed else self.Visibility.UNLISTED
 
     @property
     def is_finished(self) -> bool:

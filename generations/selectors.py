@@ -64,12 +64,17 @@ def apply_cursor(queryset: QuerySet[Generation], cursor: str) -> QuerySet[Genera
     return queryset.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk_value))
 
 
-def video_url(request: HttpRequest | None, generation: Generation) -> str | None:
+def video_url(request: HttpRequest | None, generation: Generation, *, public: bool = False) -> str | None:
+    """The signed link to the stored MP4. `public` for one shown to others (a shared page,
+    Explore): it names the share slug, and dies when the video stops being shared."""
     if generation.status != Generation.Status.SUCCEEDED or not generation.video:
+        return None
+    if public and not (generation.shared and generation.share_slug):
         return None
     from generations.services import video_token
 
-    path = reverse("video_file", args=[video_token(generation.pk)])
+    share_slug = generation.share_slug if public else None
+    path = reverse("video_file", args=[video_token(generation.pk, share_slug=share_slug)])
     if request is not None:
         return request.build_absolute_uri(path)
     from django.conf import settings
@@ -102,10 +107,10 @@ def gallery_generations(
     return queryset
 
 
-def explore_generations(*, q: str | None = None) -> QuerySet[Generation]:
-    """Everyone's shared, finished videos, newest first. Only the owner's username is loaded,
-    so a template cannot leak anything else about them."""
-    queryset = (
+def _public_generations() -> QuerySet[Generation]:
+    """Shared, finished videos (listed or not). Only the owner's username is loaded, so a template
+    cannot leak anything else about them."""
+    return (
         Generation.objects.visible()
         .filter(shared=True, status=Generation.Status.SUCCEEDED)
         .select_related("user")
@@ -119,6 +124,7 @@ def explore_generations(*, q: str | None = None) -> QuerySet[Generation]:
             "video",
             "poster",
             "shared",
+            "listed",
             "share_slug",
             "created_at",
             "finished_at",
@@ -127,14 +133,19 @@ def explore_generations(*, q: str | None = None) -> QuerySet[Generation]:
         )
         .order_by("-finished_at", "-id")
     )
+
+
+def explore_generations(*, q: str | None = None) -> QuerySet[Generation]:
+    """Everyone's videos listed on Explore, newest first."""
+    queryset = _public_generations().filter(listed=True)
     if q:
         queryset = queryset.filter(prompt__icontains=q[:GALLERY_SEARCH_MAX])
     return queryset
 
 
 def shared_generation(*, slug: str) -> Generation:
-    """A video its owner shares, or 404: unsharing hides it at once."""
-    generation = explore_generations().filter(share_slug=slug).first()
+    """A video its owner shares (listed or only by link), or 404: unsharing hides it at once."""
+    generation = _public_generations().filter(share_slug=slug).first()
     if generation is None:
         raise Http404("No such shared video.")
     return generation

@@ -452,12 +452,39 @@ def generation_cancel(*, generation: Generation) -> Generation:
     return generation
 
 
-def generation_set_share(*, generation: Generation, shared: bool) -> Generation:
-    if shared and not generation.share_slug:
-        generation.share_slug = secrets.token_urlsafe(8)[:11]
-    generation.shared = shared
-    generation.save(update_fields=["shared", "share_slug", "updated_at"])
+class NotShareable(Exception):
+    message = "Only a finished video can be shared."
+
+
+def generation_set_visibility(
+    *, generation: Generation, visibility: str, require_finished: bool = True
+) -> Generation:
+    """Private, unlisted ("anyone with the link") or listed (on Explore too).
+
+    Going private drops the share slug: the page /v/<slug>/, the signed video links made for it and
+    its og:video all name that slug, so each stops at once, not when its signature expires. Sharing
+    again makes a new link. Between unlisted and listed the link stays the same."""
+    if visibility not in Generation.Visibility.CHOICES:
+        raise ValueError(f"Unknown visibility {visibility!r}.")
+    if visibility == Generation.Visibility.PRIVATE:
+        generation.shared, generation.listed, generation.share_slug = False, False, None
+    else:
+        if require_finished and generation.status != Generation.Status.SUCCEEDED:
+            raise NotShareable()
+        if not generation.share_slug:
+            generation.share_slug = secrets.token_urlsafe(8)[:11]
+        generation.shared = True
+        generation.listed = visibility == Generation.Visibility.LISTED
+    generation.save(update_fields=["shared", "listed", "share_slug", "updated_at"])
     return generation
+
+
+def generation_set_share(*, generation: Generation, shared: bool) -> Generation:
+    """The admin's "shared" box: ticked shares it as sharing always did (listed on Explore too);
+    cleared makes it private. An operator's choice, taken whatever the status (only a succeeded
+    video is ever shown publicly)."""
+    visibility = Generation.Visibility.LISTED if shared else Generation.Visibility.PRIVATE
+    return generation_set_visibility(generation=generation, visibility=visibility, require_finished=False)
 
 
 # --- Signed tokens ---------------------------------------------------------------------------
@@ -485,17 +512,23 @@ def generation_id_from_callback_token(token: str) -> str | None:
         return None
 
 
-def video_token(generation_id: object) -> str:
-    return signing.TimestampSigner(salt=VIDEO_SALT).sign(str(generation_id))
+def video_token(generation_id: object, *, share_slug: str | None = None) -> str:
+    """The owner's link names the generation alone. A link handed to the public (a shared page,
+    Explore, og:video) names its share slug too, so unsharing — which drops the slug — ends it."""
+    value = f"{generation_id}~{share_slug}" if share_slug else str(generation_id)
+    return signing.TimestampSigner(salt=VIDEO_SALT).sign(value)
 
 
-def generation_id_from_video_token(token: str) -> str | None:
+def generation_id_from_video_token(token: str) -> tuple[str, str | None] | None:
+    """(generation id, share slug or None) from a valid, unexpired video token; else None."""
     try:
-        return signing.TimestampSigner(salt=VIDEO_SALT).unsign(
+        value = signing.TimestampSigner(salt=VIDEO_SALT).unsign(
             token, max_age=settings.VIDEO_URL_MAX_AGE_SECONDS
         )
     except signing.BadSignature:
         return None
+    generation_id, _, share_slug = value.partition("~")
+    return generation_id, share_slug or None
 
 
 # --- The web portal ------------------------------------------------------------------------
@@ -538,6 +571,7 @@ def generation_delete(*, generation: Generation) -> None:
             video="",
             poster="",
             shared=False,
+            listed=False,
             share_slug=None,
             updated_at=timezone.now(),
         )

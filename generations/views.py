@@ -1,5 +1,6 @@
 """The web portal (CONTRACT §5): thin views over generations.services and .selectors."""
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
@@ -60,12 +61,13 @@ from generations.services import (
     GenerationUnfinished,
     IdempotencyKeyOfDeleted,
     InputGone,
+    NotShareable,
     TooManyActive,
     UpstreamUnconfigured,
     generation_cancel,
     generation_create,
     generation_delete,
-    generation_set_share,
+    generation_set_visibility,
 )
 from generations.upload_views import upload_item
 from generations.uploads import uploads_for_user
@@ -300,13 +302,9 @@ def generate(request: HttpRequest) -> HttpResponse:
                     f"{format_usd(exc.balance_cents)}.",
                 )
             else:
-                if created:
-                    messages.success(
-                        request,
-                        f"Your video is on its way. {format_usd(generation.cost_cents)} is held for it "
-                        "and comes back if it cannot be made.",
-                    )
-                else:
+                # No "on its way" message: it would stay above the status once the video is ready.
+                # The status line itself says what is held, and changes with the video.
+                if not created:
                     messages.info(
                         request,
                         "This form was already sent: here is the video it started. Nothing more was charged.",
@@ -472,6 +470,15 @@ def _poster_url(generation: Generation) -> str | None:
     return reverse("generation_poster", args=[generation.pk]) if generation.poster else None
 
 
+# The stored error ends with the refund (the API's `error` is one sentence for scripts); the page
+# says the refund once, in its status line, so the reason is shown without it.
+_REFUND_SENTENCE = re.compile(r"\s*Your credits have been returned\.\s*$")
+
+
+def failure_reason(error: str) -> str:
+    return _REFUND_SENTENCE.sub("", error or "")
+
+
 def _generation_context(request: HttpRequest, generation: Generation) -> dict:
     now = timezone.now()
     finished = generation.is_finished
@@ -500,6 +507,7 @@ def _generation_context(request: HttpRequest, generation: Generation) -> dict:
         "followups": _followups(generation),
         "mode_title": MODE_LABELS.get(generation.mode, generation.mode).partition(" — ")[0],
         "share_url": share_url,
+        "failure_reason": failure_reason(generation.error) if generation.status == "failed" else None,
         "again_url": _again_url(generation),
         "ratio_w": w,
         "ratio_h": h,
@@ -545,16 +553,35 @@ def generation_poster(request: HttpRequest, generation_id: uuid.UUID) -> HttpRes
 @require_POST
 def generation_share(request: HttpRequest, generation_id: uuid.UUID) -> HttpResponse:
     generation = generation_for_user(user=request.user, generation_id=generation_id)
-    shared = request.POST.get("shared") == "1"
-    if shared and generation.status != Generation.Status.SUCCEEDED:
-        messages.error(request, "Only a finished video can be shared.")
-    elif shared:
-        generation_set_share(generation=generation, shared=True)
-        messages.success(request, "Shared. Anyone with the link can watch it, and it is listed on Explore.")
+    visibility = request.POST.get("visibility")
+    if visibility is None and "shared" in request.POST:  # the one-button form of earlier pages
+        visibility = Visibility.LISTED if request.POST["shared"] == "1" else Visibility.PRIVATE
+    if visibility not in Visibility.CHOICES:
+        messages.error(
+            request, "Choose who may watch it: only you, anyone with the link, or everyone on Explore."
+        )
+        return redirect("generation_detail", generation_id=generation.pk)
+    was = generation.visibility
+    try:
+        generation_set_visibility(generation=generation, visibility=visibility)
+    except NotShareable as exc:
+        messages.error(request, exc.message)
     else:
-        generation_set_share(generation=generation, shared=False)
-        messages.success(request, "No longer shared. The public link now shows “not found”.")
-    return redirect("generation_detail", generation_id=generation.pk)
+        messages.success(request, SHARE_MESSAGES[(was != Visibility.PRIVATE, visibility)])
+    return redirect(reverse("generation_detail", args=[generation.pk]) + "#sharing")
+
+
+Visibility = Generation.Visibility
+# (was it shared before?, what it is now) → what the owner is told.
+SHARE_MESSAGES = {
+    (False, Visibility.PRIVATE): "It stays private: only you can see it.",
+    (True, Visibility.PRIVATE): "Private again. Its old link and the video behind it stopped working "
+    "at once; sharing it again makes a new link.",
+    (False, Visibility.UNLISTED): "Shared by link: anyone with the link can watch it. It is not on Explore.",
+    (True, Visibility.UNLISTED): "Taken off Explore. The link still works for anyone who has it.",
+    (False, Visibility.LISTED): "Shared: anyone with the link can watch it, and it is listed on Explore.",
+    (True, Visibility.LISTED): "Listed on Explore. The link stays the same.",
+}
 
 
 @login_required
@@ -603,7 +630,7 @@ def _tile(request: HttpRequest, generation: Generation, *, public: bool) -> dict
         "status": generation.public_status,
         "href": href,
         "poster_url": _poster_url(generation),
-        "video_url": video_url(request, generation),
+        "video_url": video_url(request, generation, public=public),
         "owner": generation.user.username if public else None,
         # The owner's own inputs, as small thumbnails; never on public grids.
         "inputs": [] if public else _tile_inputs(generation),
@@ -733,7 +760,8 @@ def shared_video(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         "generation": generation,
         "owner": generation.user.username,
-        "video_url": video_url(request, generation),
+        # The public link: it names the share slug, so it dies the moment the video is unshared.
+        "video_url": video_url(request, generation, public=True),
         "poster_url": poster,
         "poster_absolute": request.build_absolute_uri(poster) if poster else None,
         "page_url": request.build_absolute_uri(),

@@ -46,6 +46,9 @@ def test_create_returns_201_and_the_generation_shape(alice_api, alice):
         "audio_ids",
         "first_last_frame",
         "webhook_url",
+        # Extensions after the contract's fields (issue 15): who may watch it, and its public link.
+        "visibility",
+        "share_url",
     }
     assert body["status"] == "queued"
     assert (body["prompt"], body["mode"], body["duration"], body["aspect_ratio"]) == (
@@ -275,7 +278,8 @@ def test_a_generation_is_the_same_bytes_as_before_the_api_moved_to_ninja(alice_a
         b'"cost_cents": 120, "video_url": null, '
         b'"error": "Upstream refused the prompt.", "created_at": "2026-11-29T12:00:10.123456+00:00", '
         b'"finished_at": "2026-11-29T12:05:00+00:00", "model": "text-to-video", "image_ids": [], '
-        b'"video_id": null, "audio_ids": [], "first_last_frame": false, "webhook_url": null}'
+        b'"video_id": null, "audio_ids": [], "first_last_frame": false, "webhook_url": null, '
+        b'"visibility": "private", "share_url": null}'
     )
 
     response = alice_api.get(f"/api/v1/generations/{generation.pk}")

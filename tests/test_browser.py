@@ -174,7 +174,8 @@ def test_a_new_user_signs_up_generates_watches_it_arrive_and_shares_it(
 
     # Share it, then look at it logged out: on Explore and on its own page.
     tile.locator("a.tile-link").click()
-    page.click("button:has-text('Share publicly')")
+    page.click("label.share-choice:has-text('Everyone')")  # applied as soon as it is chosen
+    page.wait_for_selector("#share-url")
     public_url = page.input_value("#share-url")
     assert re.fullmatch(rf"{re.escape(base)}/v/[\w-]+/", public_url)
     log_out(page)
@@ -404,14 +405,15 @@ def test_screenshots_of_every_page(pipeline, live_server, browser, settings):
         shoot("generate-error")
         page.click("details.menu summary")
         shoot("account-menu-open")
-        # Carol has no credits: the quote warns, and submitting says to top up.
+        # Carol has less than the cheapest video: Generate is off, and the page shows the way to credits.
         log_out(page)
         log_in(page, base, "carol")
         page.goto(f"{base}/generate/")
         page.fill("#id_prompt", "A long film about the sea")
         shoot("generate-short-quote")
-        page.click("#generate-button")
-        page.wait_for_selector(".form-errors")
+        assert page.is_disabled("#generate-button") and page.is_visible("#no-credits a")
+        page.click("#no-credits a")
+        page.wait_for_url(re.compile(r".*/billing/#buy$"))
         shoot("generate-no-credits")
         context.close()
     assert len(taken) == 2 * (len(anonymous) + len(logged_in) + 4)

@@ -49,3 +49,38 @@ def test_existing_balances_move_to_credit_accounts_and_back():
         assert dict(balances) == {"alice": 700, "bob": 0}
     finally:
         call_command("migrate", verbosity=0)
+
+
+def test_videos_shared_before_sharing_had_three_states_stay_listed_on_explore():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from generations.models import Generation
+
+    executor = MigrationExecutor(connection)
+    others = [leaf for leaf in executor.loader.graph.leaf_nodes() if leaf[0] != "generations"]
+    old = migrate_to([*others, ("generations", "0007_upstream_refunded_long_result_url")])
+    try:
+        user = old.get_model("accounts", "User").objects.create(username="alice")
+        old_generation = old.get_model("generations", "Generation")
+        common = {
+            "user": user,
+            "prompt": "x",
+            "mode": "std",
+            "duration": 5,
+            "aspect_ratio": "16:9",
+            "cost_cents": 120,
+            "cents_per_second": 24,
+            "deadline_at": timezone.now() + timedelta(minutes=30),
+            "status": "succeeded",
+        }
+        shared = old_generation.objects.create(shared=True, share_slug="abc", **common)
+        private = old_generation.objects.create(**common)
+
+        call_command("migrate", "generations", verbosity=0)
+
+        assert Generation.objects.get(pk=shared.pk).visibility == "listed"
+        assert Generation.objects.get(pk=private.pk).visibility == "private"
+    finally:
+        call_command("migrate", verbosity=0)

@@ -50,6 +50,7 @@ def make_generation(
         "status": status,
         "deadline_at": now + timedelta(minutes=30),
         "shared": shared,
+        "listed": shared,  # shared as sharing was before it had three states: on Explore too
         "share_slug": uuid.uuid4().hex[:11] if shared else None,
     }
     if status in Generation.FINISHED:
@@ -120,8 +121,9 @@ def test_anonymous_visitors_see_log_in_and_sign_up(db):
 def test_flash_messages_are_shown(alice, settings):
     settings.SHORTAPI_KEY = "x"
     client = client_for(alice)
+    client.post("/generate/", {"prompt": "A fox", "idempotency_key": "k1"})
     response = client.post("/generate/", {"prompt": "A fox", "idempotency_key": "k1"}, follow=True)
-    assert "Your video is on its way" in text(response)
+    assert "This form was already sent" in text(response)
 
 
 def test_unknown_pages_get_the_friendly_404(alice):
@@ -415,7 +417,7 @@ def test_a_finished_generation_stops_polling_and_swaps_in_the_player(alice):
     assert "hx-trigger" not in html and "hx-get" not in html
     assert 'id="player" class="player-region" hx-swap-oob="true"' in html
     assert "<video controls loop playsinline" in html and "/videos/" in html
-    assert 'id="actions"' in html and 'id="balance"' in html and "Share publicly" in html
+    assert 'id="actions"' in html and 'id="balance"' in html and "Who can watch it" in html
 
 
 def test_a_succeeded_generation_shows_video_download_settings_cost_and_actions(alice, media):
@@ -431,8 +433,10 @@ def test_a_succeeded_generation_shows_video_download_settings_cost_and_actions(a
     assert "6 s × $0.20 = <strong>$1.20</strong>" in html
     assert "Fast" in html and "9:16" in html and "A paper boat" in html
     again = "/generate/?prompt=A+paper+boat&amp;mode=fast&amp;duration=6&amp;aspect_ratio=9%3A16"
-    assert again in html and "Generate again with these settings" in html
-    assert "Share publicly" in html and "Delete for good" in html and "is not returned" in html
+    assert again in html and "Remix in the studio" in html
+    assert "Generate again with these settings" not in html  # one way to try again: Remix
+    assert 'name="visibility" value="private" checked' in html
+    assert "Delete for good" in html and "is not returned" in html
     # The signed link plays without a session.
     assert Client().get(video_src.removeprefix("http://testserver")).status_code == 200
 
@@ -443,8 +447,7 @@ def test_a_failed_generation_says_why_and_that_the_credits_came_back(alice):
     )
     html = text(client_for(alice).get(f"/generations/{generation.pk}/"))
     assert "The video service turned this request down." in html
-    assert "Your credits came back" in html and "$1.20" in html
-    assert "<video" not in html and "Share publicly" not in html and "Delete for good" in html
+    assert "<video" not in html and "Who can watch it" not in html and "Delete for good" in html
 
 
 def test_another_users_generation_pages_are_404(alice, bob, media):
@@ -490,7 +493,7 @@ def test_posters_are_served_to_the_owner_and_to_everyone_once_shared(alice, bob,
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     assert b"".join(response.streaming_content).startswith(b"\xff\xd8")
     assert Client().get(url).status_code == 404 and client_for(bob).get(url).status_code == 404
-    Generation.objects.filter(pk=generation.pk).update(shared=True, share_slug="abc")
+    Generation.objects.filter(pk=generation.pk).update(shared=True, share_slug="abc")  # by link only
     assert Client().get(url).status_code == 200 and client_for(bob).get(url).status_code == 200
 
 
@@ -507,7 +510,8 @@ def test_sharing_makes_a_public_page_with_open_graph_tags_and_unsharing_hides_it
     assert generation.shared and generation.share_slug
     public = f"http://testserver/v/{generation.share_slug}/"
     html = text(response)
-    assert f'value="{public}"' in html and "data-copy" in html and "Stop sharing" in html
+    assert f'value="{public}"' in html and "data-copy" in html
+    assert 'name="visibility" value="listed" checked' in html
 
     html = text(Client().get(f"/v/{generation.share_slug}/"))
     assert '<meta property="og:type" content="video.other">' in html
@@ -649,6 +653,7 @@ def bulk_generations(user: User, count: int, **extra) -> list[Generation]:
                 video=f"videos/t/{i}.mp4" if status == Status.SUCCEEDED else "",
                 poster=f"posters/t/{i}.jpg" if status == Status.SUCCEEDED else "",
                 shared=extra.get("shared", False),
+                listed=extra.get("shared", False),
                 share_slug=uuid.uuid4().hex[:11] if extra.get("shared") else None,
             )
         )

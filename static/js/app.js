@@ -46,6 +46,33 @@
     var tile = e.target.closest && e.target.closest(".tile[data-video]");
     if (tile && !tile.contains(e.relatedTarget)) stopTile(tile);
   });
+  // A touch screen has no hover: the first tap on a tile plays it (and stops any other), the
+  // second opens it.
+  var touch = window.matchMedia && window.matchMedia("(hover: none)");
+  document.addEventListener("click", function (e) {
+    if (!touch || !touch.matches) return;
+    var link = e.target.closest && e.target.closest(".tile[data-video] a.tile-link");
+    if (!link) return;
+    var tile = link.closest(".tile");
+    if (tile.dataset.armed) return;
+    e.preventDefault();
+    document.querySelectorAll(".tile[data-armed]").forEach(function (other) {
+      delete other.dataset.armed;
+      stopTile(other);
+    });
+    tile.dataset.armed = "1";
+    startTile(tile);
+  });
+
+  // Forms marked data-autosubmit apply a choice as soon as it is made (gallery filters, sharing);
+  // their button, for use without scripting, is hidden. A typed search still waits for Enter.
+  document.querySelectorAll("form[data-autosubmit]").forEach(function (form) {
+    form.querySelectorAll("[data-autosubmit-button]").forEach(function (b) { b.hidden = true; });
+    form.addEventListener("change", function (e) {
+      if (e.target.matches("input[type=search], input[type=text]")) return;
+      if (form.requestSubmit) form.requestSubmit(); else form.submit();
+    });
+  });
 
   // Read-only fields meant for copying (a new API token) select themselves on focus.
   document.addEventListener("focusin", function (e) {

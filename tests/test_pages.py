@@ -272,6 +272,31 @@ def grant(user: User, cents: int) -> None:
     credits_grant(user=user, amount_cents=cents, reason="test credits")
 
 
+OPERATOR_WORDS = re.compile(r"STRIPE_|SHORTAPI_KEY|DJANGO_|manage\.py|(?i:environment variable|operator)")
+
+
+def words_of(html: str) -> str:
+    """What a person reads in the page's main part: no tags, no scripts."""
+    main = html.split('<main id="main"', 1)[1].split("</main>", 1)[0]
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<script.*?</script>", " ", main, flags=re.S))
+
+
+def test_no_user_page_speaks_to_the_operator_on_an_unconfigured_server(carol, settings):
+    settings.STRIPE_SECRET_KEY = settings.STRIPE_WEBHOOK_SECRET = settings.SHORTAPI_KEY = ""
+    generation = make_generation(carol, status=Status.FAILED)
+    client = client_for(carol)
+    pages = ["/", "/generate/", "/gallery/", "/explore/", "/billing/", "/billing/cancel/", "/accounts/"]
+    for path in [*pages, f"/generations/{generation.pk}/", "/accounts/password_change/"]:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        words = words_of(text(response))
+        assert not OPERATOR_WORDS.search(words), (path, OPERATOR_WORDS.search(words))
+    refused = text(client.post("/generate/", {"prompt": "A fox", "idempotency_key": "k"}))
+    assert "not available on this site yet" in refused and not OPERATOR_WORDS.search(words_of(refused))
+    refused = text(client.post("/billing/checkout/", {"amount_cents": "1000"}, follow=True))
+    assert not OPERATOR_WORDS.search(words_of(refused))
+
+
 def test_a_balance_short_for_this_video_but_not_every_one_keeps_generate_and_says_so(carol, settings):
     grant(carol, 100)
     html = text(client_for(carol).get("/generate/"))

@@ -544,8 +544,10 @@ def generation_poster(request: HttpRequest, generation_id: uuid.UUID) -> HttpRes
         raise Http404("This video has no poster yet.")
     response = serve_stored(generation.poster.name, content_type="image/jpeg")
     if isinstance(response, FileResponse):
-        # Short-lived: unsharing should hide the poster from other viewers soon, too.
-        response["Cache-Control"] = "private, max-age=300"
+        # The owner's browser may keep it a while; anybody else's asks again each time, so going
+        # private hides the poster (og:image) at once, as it does the video.
+        owner = request.user.is_authenticated and request.user.pk == generation.user_id
+        response["Cache-Control"] = "private, max-age=300" if owner else "no-cache"
     return response
 
 

@@ -41,7 +41,9 @@ def test_anyone_with_the_link_can_watch_an_unlisted_video_but_explore_does_not_l
     page = anonymous.get(f"/v/{generation.share_slug}/")
     assert page.status_code == 200
     assert anonymous.get(og_video(text(page))).status_code == 200
-    assert anonymous.get(f"/generations/{generation.pk}/poster.jpg").status_code == 200
+    poster = anonymous.get(f"/generations/{generation.pk}/poster.jpg")
+    assert poster.status_code == 200
+    assert poster["Cache-Control"] == "no-cache"  # asked again each time: going private hides it at once
     assert "A quiet unlisted harbour" not in text(anonymous.get("/explore/"))
     assert "A quiet unlisted harbour" not in text(anonymous.get("/"))
     assert "A quiet unlisted harbour" not in text(anonymous.get("/explore/", {"q": "harbour"}))

@@ -9,7 +9,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from accounts.models import CreditEntry, User
-from tests.conftest import balance, make_user, run_jobs
+from tests.factories import balance, make_user, run_jobs
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from generations.models import Generation, OperatorAction
 from generations.services import generation_create
-from tests.conftest import balance, make_user
+from tests.factories import balance, make_user
 
 pytestmark = pytest.mark.django_db
 

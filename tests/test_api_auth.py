@@ -4,7 +4,7 @@ import json
 import pytest
 
 from accounts.services import api_token_create, api_token_revoke
-from tests.conftest import ApiClient
+from tests.factories import ApiClient
 
 pytestmark = pytest.mark.django_db
 

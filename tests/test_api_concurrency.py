@@ -1,15 +1,13 @@
 """Submissions racing each other, with real threads (and real row locks on PostgreSQL)."""
 
-import threading
 
 import pytest
-from django.db import connections
 
 from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from accounts.services import api_token_create
 from generations.models import Generation
-from tests.conftest import ApiClient, balance, make_user
+from tests.factories import ApiClient, balance, make_user, race
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -18,28 +16,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def upstream_key(settings):
     settings.SHORTAPI_KEY = "configured"
     settings.MAX_ACTIVE_GENERATIONS_PER_USER = 100
-
-
-def race(count: int, submit) -> list[int]:
-    barrier = threading.Barrier(count)
-    statuses: list[int] = []
-    lock = threading.Lock()
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            status = submit(i)
-        finally:
-            connections.close_all()
-        with lock:
-            statuses.append(status)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return statuses
 
 
 def test_eight_double_clicks_with_one_idempotency_key_make_one_generation():

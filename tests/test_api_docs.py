@@ -63,7 +63,7 @@ def test_the_token_panel_links_the_docs_and_shows_curl_with_our_site_url(alice, 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not shutil.which("curl"), reason="needs curl")
 def test_the_curl_example_works_as_pasted(live_server, settings):
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     settings.SITE_URL = live_server.url
     settings.SHORTAPI_KEY = "configured"  # the job is only queued: nothing runs upstream

@@ -6,7 +6,7 @@ import time_machine
 
 from accounts.models import CreditEntry
 from generations.models import Generation
-from tests.conftest import api_for, balance, make_user
+from tests.factories import api_for, balance, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -244,7 +244,7 @@ def test_the_api_is_rate_limited_per_user(alice_api, bob_api, settings):
 @time_machine.travel("2026-11-29 12:00:10Z", tick=False)  # one rate-limit window
 def test_the_api_is_rate_limited_per_address(settings):
     settings.API_IP_RATE_LIMIT = "2/m"
-    from tests.conftest import ApiClient
+    from tests.factories import ApiClient
 
     anonymous = ApiClient(None)
     assert [anonymous.get("/api/v1/pricing").status_code for _ in range(3)] == [200, 200, 429]

@@ -11,7 +11,7 @@ from accounts.billing.ledger import credits_grant
 from accounts.billing.models import CreditAccount, CreditEntry, TopUp
 from generations.models import Generation
 from generations.services import generation_create, generation_fail
-from tests.conftest import make_user, manage
+from tests.factories import make_user, manage
 
 pytestmark = pytest.mark.django_db
 

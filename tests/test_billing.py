@@ -16,22 +16,11 @@ from accounts.billing.audit import audit_mismatches
 from accounts.billing.ledger import credits_grant
 from accounts.billing.topups import topup_create, topup_fulfil
 from accounts.models import CreditEntry, StripeEvent, TopUp, User
-from tests.conftest import balance, make_user, manage, owed
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
-    WEBHOOK_SECRET,
-    FakeStripe,
-    deliver,
-    fake_stripe_fixture,
-    sign,
-    stripe_server_fixture,
-)
+from tests.factories import balance, make_user, manage, owed
+from tests.fake_stripe import WEBHOOK_SECRET, FakeStripe, deliver, sign
 
-
-@pytest.fixture(autouse=True)
-def books_balance(db):
-    """After every test here, each balance still equals the sum of its ledger."""
-    yield
-    assert audit_mismatches() == []
+# After every test here, each balance still equals the sum of its ledger.
+pytestmark = pytest.mark.usefixtures("books_balance")
 
 
 def topup_entries(topup: TopUp):

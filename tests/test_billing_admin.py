@@ -2,25 +2,13 @@
 
 import pytest
 
-from accounts.billing.audit import audit_mismatches
 from accounts.billing.topups import topup_create
 from accounts.models import CreditAccount, StripeEvent, TopUp
-from tests.conftest import balance
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
-    deliver,
-    fake_stripe_fixture,
-    stripe_server_fixture,
-)
+from tests.factories import balance, html
+from tests.fake_stripe import deliver
 
-
-@pytest.fixture(autouse=True)
-def books_balance(db):
-    yield
-    assert audit_mismatches() == []
-
-
-def html(response) -> str:
-    return response.content.decode()
+# After every test here, each balance still equals the sum of its ledger.
+pytestmark = pytest.mark.usefixtures("books_balance")
 
 
 def test_admin_lists_and_searches_topups_and_events(fake_stripe, alice, admin_client):

@@ -7,37 +7,18 @@ import pytest
 from django.test import Client
 
 from accounts.billing import stripe_client
-from accounts.billing.audit import audit_mismatches
 from accounts.billing.forms import CustomTopUpForm, TopUpForm
 from accounts.billing.ledger import credits_grant
 from accounts.billing.topups import topup_create
-from accounts.models import TopUp, User
-from tests.conftest import api_for, balance
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
-    API_KEY,
-    FakeStripe,
-    deliver,
-    fake_stripe_fixture,
-    stripe_server_fixture,
-)
+from accounts.models import TopUp
+from tests.factories import api_for, balance, client_for, html
+from tests.fake_stripe import API_KEY, deliver
 
 AMOUNT_ERROR = "Choose an amount between $5 and $500."
 
 
-@pytest.fixture(autouse=True)
-def books_balance(db):
-    yield
-    assert audit_mismatches() == []
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def html(response) -> str:
-    return response.content.decode()
+# After every test here, each balance still equals the sum of its ledger.
+pytestmark = pytest.mark.usefixtures("books_balance")
 
 
 # --- POST /api/v1/checkout ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from django.core import mail
 
 from generations.models import Generation
 from generations.services import generation_create, generation_set_share
-from tests.conftest import ROOT, make_user, run_jobs
+from tests.factories import ROOT, make_user, run_jobs
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -427,7 +427,7 @@ def test_the_api_docs_list_every_operation_and_try_one_under_our_csp(live_server
     """Swagger UI from ninja's bundled files, under our Content-Security-Policy: every operation of
     the document is listed, and a token typed into "Authorize" makes a real call from the page."""
     from accounts.services import api_token_create
-    from tests.test_openapi import CONTRACT_OPERATIONS
+    from tests.factories import CONTRACT_OPERATIONS
 
     _, token = api_token_create(user=make_user("alice", 10_000), name="docs")
     page = browser.new_page(viewport=DESKTOP)

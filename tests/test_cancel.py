@@ -15,7 +15,7 @@ from accounts.models import CreditEntry
 from generations import jobs
 from generations.models import Generation
 from generations.services import generation_claim_submit
-from tests.conftest import api_for, balance, make_user, run_jobs
+from tests.factories import api_for, balance, make_user, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -2,7 +2,7 @@
 
 import ast
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 
 APPS = ("accounts", "generations", "seedance_site")
 
@@ -39,3 +39,21 @@ def test_only_the_ledger_writes_a_credit_account():
         if "CreditAccount.objects" in text and path.name not in ("ledger.py", "selectors.py", "audit.py"):
             writers.append(str(path.relative_to(ROOT)))
     assert writers == []
+
+
+def test_test_modules_take_their_helpers_from_the_factories_not_from_each_other():
+    # One home for helpers (tests/factories.py; fixtures in conftest.py): a helper copied into a
+    # test module, or borrowed from one, drifts from the rest and makes modules depend on each other.
+    offenders = []
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "tests" and any(p == "conftest" or p.startswith("test_") for p in parts[1:2]):
+                    offenders.append(f"{path.name}:{node.lineno} imports {name}")
+    assert offenders == []

@@ -3,7 +3,7 @@ from django.test import Client
 
 from accounts.models import CreditAccount, CreditEntry, User
 from accounts.services import api_token_authenticate
-from tests.conftest import balance, make_user, manage
+from tests.factories import balance, make_user, manage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,21 +1,5 @@
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_manage(*args: str, **env: str) -> subprocess.CompletedProcess:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "SEEDANCE_TEST"))}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env={**base, "DJANGO_SETTINGS_MODULE": "seedance_site.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.factories import run_manage
 
 
 def test_check_deploy_is_clean_with_production_settings():

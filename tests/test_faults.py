@@ -19,37 +19,23 @@ from django.utils import timezone
 from accounts.billing.audit import audit_mismatches
 from generations.jobs import reconcile
 from generations.models import Generation
-from tests.conftest import ROOT, SIM_KEY, api_for, balance, make_user, run_jobs, test_database_url
+from tests.factories import (
+    ROOT,
+    SIM_KEY,
+    balance,
+    run_jobs,
+    status,
+    submit,
+    test_database_url,
+    wait_for,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def status(generation) -> str:
-    return Generation.objects.get(pk=generation.pk).status
-
-
-def wait_for(condition, timeout: float = 60.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def assert_all_settled() -> None:
     assert audit_mismatches() == []
     assert not Generation.objects.filter(status__in=Generation.ACTIVE).exists()
-
-
-@pytest.fixture
-def api(pipeline):
-    return api_for(make_user("alice", 10_000))
-
-
-def submit(api, prompt: str):
-    response = api.post("/api/v1/generations", {"prompt": prompt, "duration": 4})
-    assert response.status_code == 201, response.content
-    return Generation.objects.get(pk=response.json()["id"])
 
 
 @pytest.fixture

@@ -15,21 +15,11 @@ from accounts.models import ApiToken, TopUp, User
 from accounts.services import api_token_create
 from generations.models import Generation
 from generations.services import generation_create, generation_delete
-from tests.conftest import ApiClient, api_for, run_jobs
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
-    fake_stripe_fixture,
-    stripe_server_fixture,
-)
+from tests.factories import ApiClient, api_for, client_for, run_jobs
 
 pytestmark = pytest.mark.django_db
 
 one_window = time_machine.travel("2026-11-29 12:00:10Z", tick=False)
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 # --- Rate limits -------------------------------------------------------------------------------------
@@ -162,7 +152,7 @@ def test_the_idle_timeout_can_be_turned_off(alice):
 
 
 def test_the_idle_timeout_is_a_setting_read_from_the_environment():
-    from tests.test_deploy import run_manage
+    from tests.factories import run_manage
 
     show = "from django.conf import settings as s; print(s.SESSION_IDLE_TIMEOUT_SECONDS)"
     result = run_manage("shell", "-c", show, DJANGO_SECRET_KEY="x" * 60, SESSION_IDLE_TIMEOUT_SECONDS="900")

@@ -19,7 +19,7 @@ from generations.models import Generation, GenerationInput, Upload
 from generations.pricing import OMNI_REFERENCE, quote
 from generations.uploads import generation_input_urls, upload_from_file, uploads_sweep
 from tests import media
-from tests.conftest import balance, make_user
+from tests.factories import balance, make_user
 
 SIX_SECONDS = Decimal("6.200")  # billed as 7 whole seconds
 

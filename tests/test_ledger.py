@@ -14,7 +14,7 @@ from accounts.billing.ledger import (
     credits_refund,
 )
 from accounts.models import CreditAccount, CreditEntry, User
-from tests.conftest import balance, make_user
+from tests.factories import balance, make_user
 
 
 def ledger_sum(user: User) -> int:

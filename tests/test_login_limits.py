@@ -10,7 +10,7 @@ import time_machine
 from django.core import mail
 from django.test import Client, override_settings
 
-from tests.conftest import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -127,7 +127,7 @@ def reset(client: Client, email: str):
 @override_settings(PASSWORD_RESET_RATE_LIMIT="3/h")
 @one_window
 def test_password_reset_is_limited_per_email(alice, django_capture_on_commit_callbacks):
-    from tests.conftest import run_jobs
+    from tests.factories import run_jobs
 
     with django_capture_on_commit_callbacks(execute=True):
         answers = [

@@ -17,11 +17,9 @@ from accounts.models import CreditEntry, User
 from accounts.services import api_token_create
 from generations.models import Generation
 from generations.services import generation_create, generation_fail
-from tests.conftest import ApiClient, balance, in_threads, make_user, owed, wait_for_a_lock_wait
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
+from tests.factories import ApiClient, balance, in_threads, make_user, owed, wait_for_a_lock_wait
+from tests.fake_stripe import (
     deliver,
-    fake_stripe_fixture,
-    stripe_server_fixture,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -17,8 +17,7 @@ from accounts.preferences import account_set_email_preferences
 from generations.models import Generation
 from generations.notify import generation_ended
 from generations.services import generation_create, generation_fail
-from tests.conftest import api_for, make_user, manage, run_jobs
-from tests.test_webhooks import started, succeed
+from tests.factories import api_for, generation_started, generation_succeeded, make_user, manage, run_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -43,8 +42,8 @@ def opted_in(name: str = "alice", credits: int = 10_000, **prefs):
 
 def test_a_ready_video_sends_one_email_with_text_html_cost_and_link():
     alice = opted_in()
-    generation = started(alice, "", "A heron lands on a misty lake at dawn")
-    succeed(generation)
+    generation = generation_started(alice, "", "A heron lands on a misty lake at dawn")
+    generation_succeeded(generation)
     assert mail.outbox == []  # not from the request that ended it: from a worker
     run_jobs()
 
@@ -73,7 +72,7 @@ def test_a_ready_video_sends_one_email_with_text_html_cost_and_link():
 
 def test_a_failed_video_says_why_and_that_the_credits_are_back():
     alice = opted_in()
-    generation = started(alice, "", "A fox")
+    generation = generation_started(alice, "", "A fox")
     generation_fail(
         generation_id=generation.pk,
         error="The video service could not make this video.",
@@ -88,8 +87,8 @@ def test_a_failed_video_says_why_and_that_the_credits_are_back():
 
 def test_no_email_unless_asked_and_none_for_your_own_cancel():
     bob = make_user("bob", 10_000)
-    generation = started(bob, "")
-    succeed(generation)
+    generation = generation_started(bob, "")
+    generation_succeeded(generation)
     alice = opted_in()
     queued = api_for(alice).post("/api/v1/generations", {"prompt": "never mind"}).json()
     assert api_for(alice).post(f"/api/v1/generations/{queued['id']}/cancel").status_code == 200
@@ -130,8 +129,8 @@ def test_a_refused_send_is_tried_again_and_still_sent_once(settings):
     settings.EMAIL_BACKEND = "tests.test_notices.FlakyBackend"
     FlakyBackend.failures = 1
     alice = opted_in()
-    generation = started(alice, "")
-    succeed(generation)
+    generation = generation_started(alice, "")
+    generation_succeeded(generation)
     notice = EmailNotice.objects.get()
     with pytest.raises(ConnectionRefusedError):
         notice_send(notice_id=notice.pk)
@@ -147,8 +146,8 @@ def test_a_refused_send_is_tried_again_and_still_sent_once(settings):
 def test_the_sweeper_queues_again_a_notice_whose_job_was_lost():
 
     alice = opted_in()
-    generation = started(alice, "")
-    succeed(generation)
+    generation = generation_started(alice, "")
+    generation_succeeded(generation)
     django_rq.get_queue("default").empty()
     assert notices_resume() == []
     with time_machine.travel(timezone.now() + timedelta(minutes=6), tick=True):
@@ -222,8 +221,8 @@ def test_an_email_service_is_chosen_by_settings_alone():
 def test_an_anymail_backend_sends_the_notice(settings):
     settings.EMAIL_BACKEND = "anymail.backends.test.EmailBackend"
     alice = opted_in()
-    generation = started(alice, "")
-    succeed(generation)
+    generation = generation_started(alice, "")
+    generation_succeeded(generation)
     run_jobs()
     (email,) = mail.outbox
     assert email.anymail_status.status == {"sent"}

@@ -16,7 +16,6 @@ import base64
 import json
 import os
 import uuid
-from datetime import timedelta
 from urllib.parse import parse_qsl, urlsplit
 
 import hypothesis
@@ -34,23 +33,9 @@ from accounts.services import api_token_create
 from generations.models import Generation
 from seedance_site.api import api
 from seedance_site.wsgi import application
-from tests.conftest import make_user
+from tests.factories import CONTRACT_OPERATIONS, generation_row, make_user
 
 OPENAPI_URL = "/api/v1/openapi.json"
-
-# CONTRACT §4.
-CONTRACT_OPERATIONS = {
-    ("GET", "/api/v1/pricing"),
-    ("GET", "/api/v1/account"),
-    ("GET", "/api/v1/generations"),
-    ("POST", "/api/v1/generations"),
-    ("GET", "/api/v1/generations/{id}"),
-    ("POST", "/api/v1/checkout"),
-    ("POST", "/api/v1/uploads"),
-    ("GET", "/api/v1/uploads/{id}"),
-    ("PATCH", "/api/v1/account"),
-    ("POST", "/api/v1/generations/{id}/cancel"),
-}
 
 # Examples per operation for the generated phases; the whole file runs in well under a minute.
 # OPENAPI_FUZZ_EXAMPLES=500 digs deeper by hand.
@@ -262,18 +247,8 @@ def used_keys() -> dict[str, str]:
 
 
 def _generation(user, status: str, **fields) -> Generation:
-    now = timezone.now()
-    return Generation.objects.create(
-        user=user,
-        prompt=f"a {status} fox",
-        mode="fast",
-        duration=6,
-        aspect_ratio="9:16",
-        cost_cents=120,
-        cents_per_second=20,
-        status=status,
-        deadline_at=now + timedelta(hours=1),
-        **fields,
+    return generation_row(
+        user, status=status, prompt=f"a {status} fox", mode="fast", duration=6, aspect_ratio="9:16", **fields
     )
 
 

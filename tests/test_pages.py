@@ -18,55 +18,12 @@ from accounts.billing.ledger import credits_grant
 from accounts.models import CreditEntry, User
 from generations.models import Generation
 from generations.pricing import quote
-from tests.conftest import api_for, balance, make_user
+from tests.factories import api_for, balance, client_for, generation_row, make_user
+from tests.factories import html as text
 
 pytestmark = pytest.mark.django_db
 
 Status = Generation.Status
-
-
-def make_generation(
-    user: User,
-    *,
-    status: str = Status.SUCCEEDED,
-    prompt: str = "A red fox trots through fresh snow",
-    mode: str = "std",
-    duration: int = 5,
-    aspect_ratio: str = "16:9",
-    shared: bool = False,
-    **extra,
-) -> Generation:
-    """A row as the pipeline leaves it, written directly: these tests are about pages."""
-    price = quote(mode, duration)
-    now = timezone.now()
-    fields = {
-        "user": user,
-        "prompt": prompt,
-        "mode": mode,
-        "duration": duration,
-        "aspect_ratio": aspect_ratio,
-        "cost_cents": price.cost_cents,
-        "cents_per_second": price.cents_per_second,
-        "status": status,
-        "deadline_at": now + timedelta(minutes=30),
-        "shared": shared,
-        "listed": shared,  # shared as sharing was before it had three states: on Explore too
-        "share_slug": uuid.uuid4().hex[:11] if shared else None,
-    }
-    if status in Generation.FINISHED:
-        fields["finished_at"] = now
-    if status == Status.SUCCEEDED:
-        fields.setdefault("video", f"videos/test/{uuid.uuid4()}.mp4")
-    if status == Status.FAILED:
-        fields["error"] = "The video service could not make this video. Your credits have been returned."
-    fields.update(extra)
-    return Generation.objects.create(**fields)
-
-
-def client_for(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -84,10 +41,6 @@ def with_files(generation: Generation) -> Generation:
     )
     generation.save(update_fields=["video", "poster"])
     return generation
-
-
-def text(response) -> str:
-    return response.content.decode()
 
 
 def idempotency_key(response) -> str:
@@ -144,9 +97,9 @@ def test_the_500_page_renders_without_any_context():
 
 
 def test_home_explains_prices_and_shows_the_newest_shared_videos(alice, bob):
-    make_generation(bob, prompt="Shared lighthouse at dusk", shared=True)
-    make_generation(bob, prompt="Private garden secret")
-    make_generation(bob, prompt="Queued shared thing", status=Status.QUEUED, shared=True)
+    generation_row(bob, prompt="Shared lighthouse at dusk", shared=True)
+    generation_row(bob, prompt="Private garden secret")
+    generation_row(bob, prompt="Queued shared thing", status=Status.QUEUED, shared=True)
     html = text(Client().get("/"))
     assert "$0.24" in html and "$0.20" in html and "per second" in html
     assert "5 s = $1.20" in html
@@ -283,7 +236,7 @@ def words_of(html: str) -> str:
 
 def test_no_user_page_speaks_to_the_operator_on_an_unconfigured_server(carol, settings):
     settings.STRIPE_SECRET_KEY = settings.STRIPE_WEBHOOK_SECRET = settings.SHORTAPI_KEY = ""
-    generation = make_generation(carol, status=Status.FAILED)
+    generation = generation_row(carol, status=Status.FAILED)
     client = client_for(carol)
     pages = ["/", "/generate/", "/gallery/", "/explore/", "/billing/", "/billing/cancel/", "/accounts/"]
     for path in [*pages, f"/generations/{generation.pk}/", "/accounts/password_change/"]:
@@ -366,7 +319,7 @@ def test_too_many_active_generations_is_a_form_error(alice, settings):
     settings.SHORTAPI_KEY = "x"
     settings.MAX_ACTIVE_GENERATIONS_PER_USER = 2
     for _ in range(2):
-        make_generation(alice, status=Status.RUNNING)
+        generation_row(alice, status=Status.RUNNING)
     response = client_for(alice).post("/generate/", {"prompt": "A fox", "idempotency_key": "k"})
     assert "You already have 2 videos in progress" in text(response)
     assert Generation.objects.count() == 2
@@ -392,7 +345,7 @@ def test_csrf_is_enforced_on_the_generate_form(alice, settings):
 
 
 def test_a_queued_generation_polls_for_its_status(alice):
-    generation = make_generation(alice, status=Status.SUBMITTING)
+    generation = generation_row(alice, status=Status.SUBMITTING)
     response = client_for(alice).get(f"/generations/{generation.pk}/")
     html = text(response)
     assert response.status_code == 200
@@ -407,19 +360,19 @@ def test_a_queued_generation_polls_for_its_status(alice):
 def test_the_estimate_comes_from_recent_similar_generations(alice, bob):
     start = timezone.now() - timedelta(hours=1)
     for seconds in (50, 70, 90):
-        g = make_generation(bob, mode="fast", duration=8)
+        g = generation_row(bob, mode="fast", duration=8)
         Generation.objects.filter(pk=g.pk).update(
             created_at=start, finished_at=start + timedelta(seconds=seconds)
         )
-    make_generation(bob, mode="std", duration=8)  # another mode: not counted
-    generation = make_generation(alice, status=Status.RUNNING, mode="fast", duration=8)
+    generation_row(bob, mode="std", duration=8)  # another mode: not counted
+    generation = generation_row(alice, status=Status.RUNNING, mode="fast", duration=8)
     html = text(client_for(alice).get(f"/generations/{generation.pk}/"))
     assert "usually take about 1 min 10 s" in html
     assert '<progress max="70"' in html
 
 
 def test_the_status_fragment_is_204_until_something_changes(alice):
-    generation = make_generation(alice, status=Status.RUNNING)
+    generation = generation_row(alice, status=Status.RUNNING)
     client = client_for(alice)
     url = f"/generations/{generation.pk}/status/"
     assert client.get(url + "?seen=running", headers={"HX-Request": "true"}).status_code == 204
@@ -432,7 +385,7 @@ def test_the_status_fragment_is_204_until_something_changes(alice):
 
 
 def test_a_finished_generation_stops_polling_and_swaps_in_the_player(alice):
-    generation = make_generation(alice, status=Status.RUNNING)
+    generation = generation_row(alice, status=Status.RUNNING)
     client = client_for(alice)
     url = f"/generations/{generation.pk}/status/?seen=running"
     Generation.objects.filter(pk=generation.pk).update(
@@ -447,7 +400,7 @@ def test_a_finished_generation_stops_polling_and_swaps_in_the_player(alice):
 
 def test_a_succeeded_generation_shows_video_download_settings_cost_and_actions(alice, media):
     generation = with_files(
-        make_generation(alice, prompt="A paper boat", mode="fast", duration=6, aspect_ratio="9:16")
+        generation_row(alice, prompt="A paper boat", mode="fast", duration=6, aspect_ratio="9:16")
     )
     html = text(client_for(alice).get(f"/generations/{generation.pk}/"))
     assert "hx-trigger" not in html
@@ -467,7 +420,7 @@ def test_a_succeeded_generation_shows_video_download_settings_cost_and_actions(a
 
 
 def test_a_failed_generation_says_why_and_that_the_credits_came_back(alice):
-    generation = make_generation(
+    generation = generation_row(
         alice, status=Status.FAILED, error="The video service turned this request down."
     )
     html = text(client_for(alice).get(f"/generations/{generation.pk}/"))
@@ -476,7 +429,7 @@ def test_a_failed_generation_says_why_and_that_the_credits_came_back(alice):
 
 
 def test_another_users_generation_pages_are_404(alice, bob, media):
-    generation = with_files(make_generation(bob))
+    generation = with_files(generation_row(bob))
     client = client_for(alice)
     for path in ("", "status/", "poster.jpg"):
         assert client.get(f"/generations/{generation.pk}/{path}").status_code == 404
@@ -488,7 +441,7 @@ def test_another_users_generation_pages_are_404(alice, bob, media):
 
 
 def test_anonymous_users_are_sent_to_log_in(bob):
-    generation = make_generation(bob)
+    generation = generation_row(bob)
     client = Client()
     for path in ("/gallery/", f"/generations/{generation.pk}/", f"/generations/{generation.pk}/status/"):
         response = client.get(path)
@@ -500,7 +453,7 @@ def test_anonymous_users_are_sent_to_log_in(bob):
 
 
 def test_a_poll_after_logging_out_sends_the_whole_page_to_log_in(bob):
-    generation = make_generation(bob, status=Status.RUNNING)
+    generation = generation_row(bob, status=Status.RUNNING)
     response = Client().get(
         f"/generations/{generation.pk}/status/?seen=running", headers={"HX-Request": "true"}
     )
@@ -512,7 +465,7 @@ def test_a_poll_after_logging_out_sends_the_whole_page_to_log_in(bob):
 
 
 def test_posters_are_served_to_the_owner_and_to_everyone_once_shared(alice, bob, media):
-    generation = with_files(make_generation(alice))
+    generation = with_files(generation_row(alice))
     url = f"/generations/{generation.pk}/poster.jpg"
     response = client_for(alice).get(url)
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
@@ -523,12 +476,12 @@ def test_posters_are_served_to_the_owner_and_to_everyone_once_shared(alice, bob,
 
 
 def test_a_generation_without_a_poster_has_none(alice):
-    generation = make_generation(alice)
+    generation = generation_row(alice)
     assert client_for(alice).get(f"/generations/{generation.pk}/poster.jpg").status_code == 404
 
 
 def test_sharing_makes_a_public_page_with_open_graph_tags_and_unsharing_hides_it(alice, media):
-    generation = with_files(make_generation(alice, prompt="Neon rain in Tokyo"))
+    generation = with_files(generation_row(alice, prompt="Neon rain in Tokyo"))
     client = client_for(alice)
     response = client.post(f"/generations/{generation.pk}/share/", {"shared": "1"}, follow=True)
     generation.refresh_from_db()
@@ -557,7 +510,7 @@ def test_sharing_makes_a_public_page_with_open_graph_tags_and_unsharing_hides_it
 
 
 def test_an_unfinished_generation_cannot_be_shared(alice):
-    generation = make_generation(alice, status=Status.RUNNING)
+    generation = generation_row(alice, status=Status.RUNNING)
     response = client_for(alice).post(f"/generations/{generation.pk}/share/", {"shared": "1"}, follow=True)
     assert "Only a finished video can be shared." in text(response)
     generation.refresh_from_db()
@@ -565,7 +518,7 @@ def test_an_unfinished_generation_cannot_be_shared(alice):
 
 
 def test_share_and_delete_only_take_posts(alice):
-    generation = make_generation(alice)
+    generation = generation_row(alice)
     client = client_for(alice)
     assert client.get(f"/generations/{generation.pk}/share/").status_code == 405
     assert client.get(f"/generations/{generation.pk}/delete/").status_code == 405
@@ -574,7 +527,7 @@ def test_share_and_delete_only_take_posts(alice):
 def test_deleting_removes_the_video_everywhere_and_the_files_and_keeps_the_charge(
     alice, media, django_capture_on_commit_callbacks
 ):
-    generation = with_files(make_generation(alice, shared=True))
+    generation = with_files(generation_row(alice, shared=True))
     alice_balance = balance(User.objects.get(pk=alice.pk))
     video, poster = generation.video.name, generation.poster.name
     with django_capture_on_commit_callbacks(execute=True):
@@ -595,7 +548,7 @@ def test_deleting_removes_the_video_everywhere_and_the_files_and_keeps_the_charg
 
 
 def test_an_unfinished_generation_cannot_be_deleted(alice):
-    generation = make_generation(alice, status=Status.QUEUED)
+    generation = generation_row(alice, status=Status.QUEUED)
     response = client_for(alice).post(f"/generations/{generation.pk}/delete/", follow=True)
     assert "still being made" in text(response)
     assert Generation.objects.filter(pk=generation.pk).exists()
@@ -605,11 +558,11 @@ def test_an_unfinished_generation_cannot_be_deleted(alice):
 
 
 def test_the_gallery_lists_my_generations_newest_first_with_badges(alice, bob):
-    old = make_generation(alice, prompt="Oldest fox")
+    old = generation_row(alice, prompt="Oldest fox")
     Generation.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=1))
-    make_generation(alice, prompt="Running owl", status=Status.RUNNING)
-    make_generation(alice, prompt="Failed whale", status=Status.FAILED)
-    make_generation(bob, prompt="Bob's secret")
+    generation_row(alice, prompt="Running owl", status=Status.RUNNING)
+    generation_row(alice, prompt="Failed whale", status=Status.FAILED)
+    generation_row(bob, prompt="Bob's secret")
     html = text(client_for(alice).get("/gallery/"))
     assert html.index("Failed whale") < html.index("Running owl") < html.index("Oldest fox")
     assert "Bob&#x27;s secret" not in html and "Bob's secret" not in html
@@ -618,9 +571,9 @@ def test_the_gallery_lists_my_generations_newest_first_with_badges(alice, bob):
 
 
 def test_the_gallery_filters_by_status_mode_ratio_and_prompt(alice):
-    make_generation(alice, prompt="Fox std wide", mode="std", aspect_ratio="16:9")
-    make_generation(alice, prompt="Fox fast tall", mode="fast", aspect_ratio="9:16")
-    make_generation(
+    generation_row(alice, prompt="Fox std wide", mode="std", aspect_ratio="16:9")
+    generation_row(alice, prompt="Fox fast tall", mode="fast", aspect_ratio="9:16")
+    generation_row(
         alice, prompt="Owl fast tall running", mode="fast", aspect_ratio="9:16", status=Status.FETCHING
     )
     client = client_for(alice)
@@ -710,10 +663,10 @@ def test_the_gallery_makes_the_same_few_queries_for_5_or_500_generations(
 
 
 def test_explore_shows_only_shared_finished_videos_with_the_owner_by_username(alice, bob):
-    make_generation(alice, prompt="Alice public fox", shared=True)
-    make_generation(bob, prompt="Bob public owl", shared=True)
-    make_generation(bob, prompt="Bob private whale")
-    make_generation(bob, prompt="Bob failed but shared", status=Status.FAILED, shared=True)
+    generation_row(alice, prompt="Alice public fox", shared=True)
+    generation_row(bob, prompt="Bob public owl", shared=True)
+    generation_row(bob, prompt="Bob private whale")
+    generation_row(bob, prompt="Bob failed but shared", status=Status.FAILED, shared=True)
     html = text(Client().get("/explore/"))
     assert "Alice public fox" in html and "Bob public owl" in html
     assert "Bob private whale" not in html and "Bob failed but shared" not in html
@@ -772,7 +725,7 @@ def test_a_crafted_idempotency_key_with_a_nul_is_ignored_not_a_crash(alice, sett
 
 
 def test_an_unfinished_tile_polls_and_answers_204_until_its_video_changes(alice, bob):
-    running = make_generation(alice, status=Status.RUNNING)
+    running = generation_row(alice, status=Status.RUNNING)
     client = client_for(alice)
     gallery = text(client.get("/gallery/"))
     assert f'hx-get="/generations/{running.pk}/tile/?seen=running"' in gallery
@@ -793,8 +746,8 @@ def test_the_watch_tells_each_finished_video_once(alice, bob):
     start = timezone.now()
     client = client_for(alice)
     assert Client().get("/generations/watch/").status_code == 401
-    running = make_generation(alice, status=Status.RUNNING)
-    make_generation(bob, status=Status.SUCCEEDED)  # someone else's: never told
+    running = generation_row(alice, status=Status.RUNNING)
+    generation_row(bob, status=Status.SUCCEEDED)  # someone else's: never told
     with time_machine.travel(start + timedelta(seconds=10), tick=False):
         first = client.get("/generations/watch/", {"since": start.isoformat()}).json()
     assert (first["active"], first["finished"]) == (1, [])

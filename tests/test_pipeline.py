@@ -26,7 +26,7 @@ from generations.services import (
     callback_url,
     generation_claim_submit,
 )
-from tests.conftest import api_for, balance, make_user, run_jobs
+from tests.factories import api_for, balance, finished, ledger, make_user, run_jobs, settle, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,32 +37,8 @@ def alice_api_tx():
     return alice, api_for(alice)
 
 
-def submit(api, prompt="A red fox in fresh snow", **extra):
-    response = api.post("/api/v1/generations", {"prompt": prompt, "duration": 4, **extra})
-    assert response.status_code == 201, response.content
-    return Generation.objects.get(pk=response.json()["id"])
-
-
 def pipeline_site():
     return django_settings.SITE_URL
-
-
-def finished(generation):
-    return lambda: Generation.objects.get(pk=generation.pk).status in Generation.FINISHED
-
-
-def settle(generation, timeout=60.0):
-    run_jobs(finished(generation), timeout=timeout)
-    generation.refresh_from_db()
-    return generation
-
-
-def ledger(generation):
-    return list(
-        CreditEntry.objects.filter(reference=generation.ledger_reference)
-        .order_by("id")
-        .values_list("kind", "amount_cents")
-    )
 
 
 def assert_refunded_once(generation, user, failure_class):
@@ -464,7 +440,7 @@ def test_with_object_storage_the_video_link_redirects_to_the_storage(pipeline, a
 
 
 def test_a_bucket_name_switches_media_to_s3():
-    from tests.test_deploy import run_manage
+    from tests.factories import run_manage
 
     result = run_manage(
         "shell",

@@ -20,24 +20,9 @@ from generations.models import Generation
 from generations.operations import generation_poll_now
 from generations.reports import day_overview
 from generations.services import callback_url
-from tests.conftest import api_for, make_user, run_jobs
+from tests.factories import run_jobs, status, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def api(pipeline):
-    return api_for(make_user("alice", 10_000))
-
-
-def submit(api, prompt: str):
-    response = api.post("/api/v1/generations", {"prompt": prompt, "duration": 4})
-    assert response.status_code == 201, response.content
-    return Generation.objects.get(pk=response.json()["id"])
-
-
-def status(generation) -> str:
-    return Generation.objects.get(pk=generation.pk).status
 
 
 def booked_polls(generation) -> list[tuple]:

@@ -7,14 +7,13 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.test import Client
 
 from accounts.billing.audit import audit_mismatches
 from accounts.models import CreditEntry
 from generations.models import Generation, Upload
 from generations.uploads import upload_from_file
 from tests import media
-from tests.conftest import api_for, balance, make_user, run_jobs
+from tests.factories import api_for, balance, client_for, make_user, run_jobs, settle, submit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,17 +26,6 @@ def alice_tx():
 
 def keep(user, path: Path) -> str:
     return str(upload_from_file(user=user, path=str(path), original_name=path.name).pk)
-
-
-def settle(generation_id: str) -> Generation:
-    run_jobs(lambda: Generation.objects.get(pk=generation_id).status in Generation.FINISHED, timeout=60)
-    return Generation.objects.get(pk=generation_id)
-
-
-def submit(api, **body) -> dict:
-    response = api.post("/api/v1/generations", {"duration": 4, **body})
-    assert response.status_code == 201, response.content
-    return response.json()
 
 
 def near(color, expected, tolerance=45) -> bool:
@@ -55,10 +43,10 @@ def test_image_to_video_animates_the_picture_the_simulator_fetched_from_the_port
     alice, api = alice_tx
     red = keep(alice, media.picture(tmp_path / "red.jpg", (800, 450), (200, 20, 20)))
     tone = keep(alice, media.sound(tmp_path / "tone.mp3", 3))
-    body = submit(
+    generation = submit(
         api, prompt="The red wall slowly comes closer", image_ids=[red], audio_ids=[tone], mode="fast"
     )
-    generation = settle(body["id"])
+    generation = settle(generation)
     assert generation.status == "succeeded", generation.error_detail
     job = the_job(pipeline)
     assert job["model"] == "bytedance/seedance-2.0/image-to-video"
@@ -77,10 +65,10 @@ def test_a_first_and_last_frame_video_opens_on_the_first_and_ends_on_the_last(pi
     alice, api = alice_tx
     first = keep(alice, media.picture(tmp_path / "first.png", (600, 600), (210, 30, 30)))
     last = keep(alice, media.picture(tmp_path / "last.png", (600, 600), (30, 30, 210)))
-    body = submit(
+    generation = submit(
         api, prompt="Red becomes blue", image_ids=[first, last], first_last_frame=True, aspect_ratio="16:9"
     )
-    generation = settle(body["id"])
+    generation = settle(generation)
     assert generation.status == "succeeded", generation.error_detail
     args = the_job(pipeline)["args"]
     assert args["is_first_last_frame"] is True and "aspect_ratio" not in the_job_request(generation)
@@ -101,9 +89,9 @@ def test_omni_reference_retints_the_reference_video_and_bills_its_seconds(pipeli
     alice, api = alice_tx
     green = keep(alice, media.video(tmp_path / "green.mp4", 6.2, color="0x20c020"))
     assert Upload.objects.get(pk=green).duration_seconds > 6
-    body = submit(api, prompt="Make it dusk", video_id=green, duration=5)
-    assert body["model"] == "omni-reference" and body["cost_cents"] == 202  # (7 + 5) * 16.8, rounded up
-    generation = settle(body["id"])
+    generation = submit(api, prompt="Make it dusk", video_id=green, duration=5)
+    assert generation.model == "omni-reference" and generation.cost_cents == 202  # (7 + 5) * 16.8, rounded up
+    generation = settle(generation)
     assert generation.status == "succeeded", generation.error_detail
     job = the_job(pipeline)
     assert job["model"] == "bytedance/seedance-2.0/omni-reference" and job["args"]["video_url"].endswith(
@@ -122,8 +110,8 @@ def test_an_input_the_provider_cannot_fetch_fails_the_job_clearly_and_refunds_on
     alice, api = alice_tx
     image = keep(alice, media.picture(tmp_path / "gone.jpg"))
     Path(Upload.objects.get(pk=image).file.path).unlink()  # the storage lost it
-    body = submit(api, prompt="A kite", image_ids=[image])
-    generation = settle(body["id"])
+    generation = submit(api, prompt="A kite", image_ids=[image])
+    generation = settle(generation)
     assert generation.status == "failed" and generation.failure_class == "upstream_failed"
     assert "Could not use image_urls[0]: the URL answered HTTP 404" in generation.error
     assert "credits have been returned" in generation.error
@@ -158,19 +146,13 @@ def test_a_worker_killed_after_an_image_to_video_create_is_resumed_by_the_callba
     assert generation.upstream_job_id == pipeline.job_summaries()[-1]["job_id"]
 
 
-def logged_in(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_continue_from_the_last_frame_opens_the_studio_with_it_and_spends_nothing(
     pipeline, alice_tx, tmp_path
 ):
     alice, api = alice_tx
     blue = keep(alice, media.picture(tmp_path / "blue.jpg", (640, 360), (20, 20, 200)))
     generation = settle(submit(api, prompt="A blue sky", image_ids=[blue], mode="fast")["id"])
-    client = logged_in(alice)
+    client = client_for(alice)
     page = client.get(f"/generations/{generation.pk}/").content.decode()
     assert (
         "Continue from the last frame" in page and "Nothing is spent until you press Generate: $0.80" in page
@@ -202,7 +184,7 @@ def test_make_it_in_standard_remakes_a_fast_draft_with_the_same_prompt_and_input
         submit(api, prompt="Neon rain", image_ids=[picture], video_id=video, mode="fast", duration=4)["id"]
     )
     assert draft.cost_cents == 98  # (3 + 4) * 14
-    client = logged_in(alice)
+    client = client_for(alice)
     page = client.get(f"/generations/{draft.pk}/").content.decode()
     price = re.search(r"Make it in Standard · (\$[\d.]+)", page).group(1)
     assert price == "$1.18"  # (3 + 4) * 16.8 = 117.6, shown before anything is spent

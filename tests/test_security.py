@@ -122,7 +122,7 @@ def test_behind_a_proxy_rate_limits_key_on_the_client_not_the_proxy(rf):
 
 
 def test_behind_a_proxy_setting_switches_the_rate_limit_key():
-    from tests.test_deploy import run_manage
+    from tests.factories import run_manage
 
     result = run_manage(
         "shell",
@@ -180,7 +180,7 @@ def test_media_files_are_never_served_by_path_even_in_debug(tmp_path):
     """With DEBUG on, /media/ used to serve every stored video and poster to anyone with the path
     (the uuid is public on share pages). A real process in debug mode, asked for a file that is
     really there."""
-    from tests.test_deploy import run_manage
+    from tests.factories import run_manage
 
     (tmp_path / "videos" / "2026" / "11").mkdir(parents=True)
     (tmp_path / "videos" / "2026" / "11" / "secret.mp4").write_bytes(b"not for you")
@@ -195,7 +195,7 @@ def test_media_files_are_never_served_by_path_even_in_debug(tmp_path):
 
 
 def test_hsts_subdomains_and_preload_are_opt_in_and_check_deploy_stays_clean():
-    from tests.test_deploy import run_manage
+    from tests.factories import run_manage
 
     base = {"DJANGO_SECRET_KEY": "a-long-random-production-secret-key-0123456789abcdefghijklmnop"}
     show = (
@@ -222,7 +222,7 @@ def test_hsts_subdomains_and_preload_are_opt_in_and_check_deploy_stays_clean():
 
 
 def test_a_bad_rate_limit_setting_names_the_variable():
-    from tests.test_deploy import run_manage
+    from tests.factories import run_manage
 
     result = run_manage("check", DJANGO_SECRET_KEY="x" * 60, LOGIN_RATE_LIMIT="ten a minute")
     assert result.returncode != 0
@@ -261,7 +261,7 @@ def test_prompts_and_names_with_markup_are_escaped_on_every_page(settings, tmp_p
     from urllib.parse import quote
 
     from accounts.models import User
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     settings.SHORTAPI_KEY = "configured"
     settings.MEDIA_ROOT = str(tmp_path)
@@ -378,7 +378,7 @@ CSRF_CHECKED_INSIDE = {"/uploads/new/"}
 def test_every_post_without_a_csrf_token_is_refused():
     from django.urls import Resolver404, resolve
 
-    from tests.conftest import make_user
+    from tests.factories import make_user
 
     root = make_user("root", is_staff=True, is_superuser=True)
     client = Client(enforce_csrf_checks=True)

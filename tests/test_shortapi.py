@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from generations import shortapi
-from tests.conftest import SIM_KEY
+from tests.factories import SIM_KEY
 
 
 @pytest.fixture

@@ -14,8 +14,7 @@ from accounts.preferences import account_set_spend_limit
 from accounts.services import api_token_create
 from accounts.spending import spent_this_month_cents
 from generations.models import Generation
-from tests.conftest import ApiClient, api_for, balance, make_user
-from tests.test_api_concurrency import race
+from tests.factories import ApiClient, api_for, balance, make_user, race
 
 pytestmark = pytest.mark.django_db
 

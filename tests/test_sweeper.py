@@ -17,20 +17,16 @@ from generations import jobs, shortapi
 from generations.models import Generation
 from generations.services import generation_claim_submit, generation_mark_running
 from generations.worker import schedule_sweeper
-from tests.conftest import api_for, balance, in_threads, make_user, run_jobs, wait_for_a_lock_wait
+from tests.factories import (
+    balance,
+    in_threads,
+    run_jobs,
+    status,
+    submit,
+    wait_for_a_lock_wait,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def api(pipeline):
-    return api_for(make_user("alice", 10_000))
-
-
-def submit(api, prompt="a quiet harbour"):
-    response = api.post("/api/v1/generations", {"prompt": prompt, "duration": 4})
-    assert response.status_code == 201
-    return Generation.objects.get(pk=response.json()["id"])
 
 
 def lose_every_job():
@@ -42,10 +38,6 @@ def reconcile_output() -> list[str]:
     out = StringIO()
     call_command("reconcile_generations", stdout=out)
     return out.getvalue().splitlines()
-
-
-def status(generation) -> str:
-    return Generation.objects.get(pk=generation.pk).status
 
 
 def test_a_queued_generation_whose_job_was_lost_is_submitted_again(api):

@@ -15,7 +15,7 @@ from PIL import Image
 from generations import probe
 from generations.models import Upload
 from tests import media
-from tests.conftest import make_user
+from tests.factories import make_user
 
 UPLOAD_KEYS = {"id", "kind", "content_type", "bytes", "width", "height", "duration_seconds", "created_at"}
 

@@ -22,15 +22,10 @@ from accounts.preferences import account_settings_for, webhook_secret_rotate
 from generations import jobs
 from generations.models import Generation, WebhookAttempt, WebhookDelivery
 from generations.services import (
-    generation_claim_fetch,
-    generation_claim_submit,
-    generation_create,
     generation_fail,
-    generation_mark_running,
-    generation_succeed,
 )
 from generations.user_webhooks import RETRY_DELAYS, deliveries_resume, webhook_deliver
-from tests.conftest import ROOT, api_for, make_user, run_jobs
+from tests.factories import ROOT, api_for, generation_started, generation_succeeded, make_user, run_jobs
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -66,25 +61,6 @@ def fake_dns(monkeypatch, answers: dict[str, str | Exception]) -> None:
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
 
 
-def started(user, webhook_url: str, prompt: str = "A heron lands on a misty lake") -> Generation:
-    """A generation the video service has: the submit job queued for it finds nothing to do."""
-    generation, _ = generation_create(
-        user=user, prompt=prompt, mode="std", duration=5, aspect_ratio="16:9", webhook_url=webhook_url
-    )
-    assert generation_claim_submit(generation_id=generation.pk)
-    job_id = f"job-{generation.pk}"
-    assert generation_mark_running(generation_id=generation.pk, job_id=job_id, first_poll_in=60)
-    return generation
-
-
-def succeed(generation: Generation) -> None:
-    assert generation_claim_fetch(
-        generation_id=generation.pk, result_url="https://cdn.example/v.mp4", upstream_status=2
-    )
-    stored = "videos/2026/11/v.mp4"
-    assert generation_succeed(generation_id=generation.pk, video_name=stored, video_bytes=1234)
-
-
 def delivery_of(generation: Generation) -> WebhookDelivery:
     return WebhookDelivery.objects.get(generation=generation)
 
@@ -93,8 +69,8 @@ def test_a_refused_delivery_is_retried_with_the_same_webhook_id_and_both_tries_v
     receiver.statuses = [500, 204]
     alice = make_user("alice", 10_000)
     secret = account_settings_for(user=alice).webhook_secret
-    generation = started(alice, receiver.url)
-    succeed(generation)
+    generation = generation_started(alice, receiver.url)
+    generation_succeeded(generation)
 
     run_jobs(lambda: len(receiver.requests) == 1)
     delivery = delivery_of(generation)
@@ -139,8 +115,8 @@ def test_a_refused_delivery_is_retried_with_the_same_webhook_id_and_both_tries_v
 def test_a_tampered_body_or_another_secret_does_not_verify(receiver):
     alice = make_user("alice", 10_000)
     bob = make_user("bob")
-    generation = started(alice, receiver.url)
-    succeed(generation)
+    generation = generation_started(alice, receiver.url)
+    generation_succeeded(generation)
     run_jobs(lambda: delivery_of(generation).state == "delivered")
     (request,) = receiver.requests
     with pytest.raises(WebhookVerificationError):
@@ -156,13 +132,13 @@ def test_every_way_a_generation_ends_sends_one_webhook(receiver, settings):
     from the one place a status ends."""
     alice = make_user("alice", 10_000)
     api = api_for(alice)
-    ok = started(alice, receiver.url, "ok")
-    upstream = started(alice, receiver.url, "upstream")
+    ok = generation_started(alice, receiver.url, "ok")
+    upstream = generation_started(alice, receiver.url, "upstream")
     cancelled = api.post("/api/v1/generations", {"prompt": "cancelled", "webhook_url": receiver.url}).json()
-    swept = started(alice, receiver.url, "swept")
-    no_hook = started(alice, "", "no hook")
+    swept = generation_started(alice, receiver.url, "swept")
+    no_hook = generation_started(alice, "", "no hook")
 
-    succeed(ok)
+    generation_succeeded(ok)
     assert generation_fail(generation_id=upstream.pk, error="It failed.", failure_class="upstream_failed")
     assert api.post(f"/api/v1/generations/{cancelled['id']}/cancel").status_code == 200
     Generation.objects.filter(pk=swept.pk).update(deadline_at=timezone.now() - timedelta(seconds=1))
@@ -198,8 +174,8 @@ def test_a_slow_receiver_does_not_hold_the_worker_past_the_timeout(receiver, set
     receiver.delay = 6.0
     receiver.trickle = trickle
     alice = make_user("alice", 10_000)
-    generation = started(alice, receiver.url)
-    succeed(generation)
+    generation = generation_started(alice, receiver.url)
+    generation_succeeded(generation)
 
     began = time.monotonic()
     run_jobs(lambda: WebhookAttempt.objects.exists())
@@ -265,9 +241,9 @@ def test_an_address_that_turned_private_since_submit_is_refused_at_delivery(rece
     answers: dict[str, str | Exception] = {"hooks.example.com": "93.184.216.34"}
     fake_dns(monkeypatch, answers)
     alice = make_user("alice", 10_000)
-    generation = started(alice, f"http://hooks.example.com:{port}/hook")
+    generation = generation_started(alice, f"http://hooks.example.com:{port}/hook")
     answers["hooks.example.com"] = "127.0.0.1"  # the DNS answer changed: now the loopback
-    succeed(generation)
+    generation_succeeded(generation)
 
     run_jobs(lambda: WebhookAttempt.objects.exists())
     attempt = WebhookAttempt.objects.get()
@@ -281,8 +257,8 @@ def test_a_redirect_is_not_followed(receiver):
     receiver.statuses = [301]
     receiver.location = "http://127.0.0.1:1/elsewhere"
     alice = make_user("alice", 10_000)
-    generation = started(alice, receiver.url)
-    succeed(generation)
+    generation = generation_started(alice, receiver.url)
+    generation_succeeded(generation)
     run_jobs(lambda: WebhookAttempt.objects.exists())
     attempt = WebhookAttempt.objects.get()
     assert attempt.status_code == 301 and "not followed" in attempt.error
@@ -295,10 +271,10 @@ def test_after_a_rotation_both_secrets_sign_for_a_day_then_only_the_new_one(rece
     old = account_settings_for(user=alice).webhook_secret
     new = webhook_secret_rotate(user=alice).webhook_secret
     assert new != old and new.startswith("whsec_")
-    first = started(alice, receiver.url, "during the overlap")
-    later = started(alice, receiver.url, "after the overlap")
+    first = generation_started(alice, receiver.url, "during the overlap")
+    later = generation_started(alice, receiver.url, "after the overlap")
 
-    succeed(first)
+    generation_succeeded(first)
     run_jobs(lambda: len(receiver.requests) == 1)
     request = receiver.requests[0]
     signatures = request.headers["webhook-signature"].split(" ")
@@ -308,7 +284,7 @@ def test_after_a_rotation_both_secrets_sign_for_a_day_then_only_the_new_one(rece
     assert Webhook(new).verify(request.body, request.headers)["prompt"] == "during the overlap"
 
     with time_machine.travel(timezone.now() + timedelta(hours=24, minutes=1), tick=True):
-        succeed(later)
+        generation_succeeded(later)
         run_jobs(lambda: len(receiver.requests) == 2)
         request = receiver.requests[1]
         assert len(request.headers["webhook-signature"].split(" ")) == 1
@@ -320,8 +296,8 @@ def test_after_a_rotation_both_secrets_sign_for_a_day_then_only_the_new_one(rece
 def test_a_failed_delivery_can_be_sent_again_from_the_account_page(receiver):
     receiver.statuses = [503, 200]
     alice = make_user("alice", 10_000)
-    generation = started(alice, receiver.url)
-    succeed(generation)
+    generation = generation_started(alice, receiver.url)
+    generation_succeeded(generation)
     delivery = delivery_of(generation)
     # Its last try of the round: one more failure and it gives up.
     WebhookDelivery.objects.filter(pk=delivery.pk).update(round_attempts=len(RETRY_DELAYS))
@@ -352,8 +328,8 @@ def test_the_sweeper_queues_again_a_delivery_whose_job_was_lost(receiver):
     import django_rq
 
     alice = make_user("alice", 10_000)
-    generation = started(alice, receiver.url)
-    succeed(generation)
+    generation = generation_started(alice, receiver.url)
+    generation_succeeded(generation)
     django_rq.get_queue("default").empty()  # Redis lost the job
     assert deliveries_resume() == []  # not overdue yet
     with time_machine.travel(timezone.now() + timedelta(minutes=2), tick=True):
@@ -364,8 +340,8 @@ def test_the_sweeper_queues_again_a_delivery_whose_job_was_lost(receiver):
 
 def test_a_try_is_a_claim_so_two_jobs_for_one_delivery_send_once(receiver):
     alice = make_user("alice", 10_000)
-    generation = started(alice, receiver.url)
-    succeed(generation)
+    generation = generation_started(alice, receiver.url)
+    generation_succeeded(generation)
     delivery = delivery_of(generation)
     assert webhook_deliver(delivery_id=delivery.pk) == "delivered"
     assert webhook_deliver(delivery_id=delivery.pk) is None
@@ -397,8 +373,8 @@ def test_the_readme_receiver_verifies_a_real_delivery():
             except OSError:
                 assert time.monotonic() < deadline, server.stderr
                 time.sleep(0.05)
-        generation = started(alice, f"http://127.0.0.1:{port}/")
-        succeed(generation)
+        generation = generation_started(alice, f"http://127.0.0.1:{port}/")
+        generation_succeeded(generation)
         run_jobs(lambda: delivery_of(generation).attempt_count == 1)
         assert delivery_of(generation).state == "delivered"
     finally:

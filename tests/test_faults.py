@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.utils import timezone
+from rq.registry import FailedJobRegistry
 
 from accounts.billing.audit import audit_mismatches
 from generations.jobs import reconcile
@@ -247,6 +247,8 @@ def test_the_database_briefly_refusing_a_worker(pipeline, api, start_worker):
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         own_pid = cursor.fetchone()[0]
+    failed = FailedJobRegistry(queue=django_rq.get_queue("default"))
+    failed_before = failed.count
     admin = _admin_connection()
     admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
     admin.execute(
@@ -254,7 +256,8 @@ def test_the_database_briefly_refusing_a_worker(pipeline, api, start_worker):
         [name, own_pid],
     )
     try:
-        time.sleep(3)  # the worker's polls fail: it cannot reach the database
+        # The worker's polls fail (it cannot reach the database) and it carries on.
+        wait_for(lambda: failed.count > failed_before, what="a poll to fail on the outage")
         assert worker.poll() is None, "the worker must survive the outage"
     finally:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

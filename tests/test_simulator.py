@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,8 +19,10 @@ from typing import Any
 import imageio_ffmpeg
 import pytest
 import requests
+import time_machine
 
 from generations.simulator import MODEL, Simulator
+from tests.factories import wait_for
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -109,16 +111,6 @@ def create_job(sim: Simulator, prompt: str = "a cat", callback_url: str | None =
 def query(sim: Simulator, job_id: str, **kwargs: Any) -> requests.Response:
     kwargs.setdefault("timeout", 5)
     return requests.get(f"{sim.url}/api/v1/job/query", params={"id": job_id}, headers=AUTH, **kwargs)
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(0.02)
-    raise AssertionError("condition not met in time")
 
 
 def finished_data(sim: Simulator, job_id: str) -> dict[str, Any]:
@@ -228,12 +220,13 @@ def test_query_of_unknown_job_is_code_404(sim: Simulator) -> None:
 
 
 def test_job_moves_from_queued_through_running_to_succeeded(sim: Simulator) -> None:
-    job_id = create_job(sim, "a slow one [sim:seconds=1]")
-
-    first = query(sim, job_id).json()["data"]
-    time.sleep(0.25)
-    middle = query(sim, job_id).json()["data"]
-    last = finished_data(sim, job_id)
+    with time_machine.travel(time.time(), tick=False) as clock:
+        job_id = create_job(sim, "a slow one [sim:seconds=1]")
+        first = query(sim, job_id).json()["data"]
+        clock.shift(0.25)
+        middle = query(sim, job_id).json()["data"]
+        clock.shift(1)
+        last = finished_data(sim, job_id)
 
     assert first["status"] == 0
     assert first["job_id"] == job_id
@@ -282,7 +275,8 @@ def test_callback_is_delivered_once(sim: Simulator, sink: CallbackSink) -> None:
     wait_for(lambda: sink.bodies)
     for _ in range(3):
         query(sim, job_id)
-    time.sleep(0.2)
+    # Once the simulator has recorded the callback as sent, no other can be on its way.
+    wait_for(lambda: sim.jobs[job_id].callback == "sent")
 
     assert sink.bodies == [{"job_id": job_id, "status": 2, "code": 0}]
     assert sim.jobs[job_id].callback == "sent"
@@ -302,11 +296,11 @@ def test_failed_callback_is_counted_not_retried(sim: Simulator) -> None:
     try:
         create_job(sim, callback_url=refusing.url)
         wait_for(lambda: sim.stats()["callbacks_failed"] == 1)
-        time.sleep(0.2)
     finally:
         refusing.close()
 
     assert len(refusing.bodies) == 1
+    assert [job.callback for job in sim.jobs.values()] == ["failed"]  # final: nothing tries again
     assert sim.stats()["callbacks_sent"] == 0
 
 
@@ -430,41 +424,43 @@ def test_query_fault_markers_misbehave_in_order_then_answer(sim: Simulator) -> N
 
 
 def test_query_timeout_marker_delays_the_first_n_queries(sim: Simulator) -> None:
+    sim.query_delay = 60.0  # far longer than the second query's timeout: a delayed one times out
     job_id = create_job(sim, "[sim:query-timeout-x1] fog")
 
     with pytest.raises(requests.Timeout):
         query(sim, job_id, timeout=0.3)
-    started = time.monotonic()
-    answer = query(sim, job_id)
+    answer = query(sim, job_id, timeout=10)
 
     assert answer.json()["code"] == 0
-    assert time.monotonic() - started < 0.5
 
 
 def test_no_callback_marker_never_calls_back(sim: Simulator, sink: CallbackSink) -> None:
     job_id = create_job(sim, "[sim:no-callback] a bridge", callback_url=sink.url)
 
     assert finished_data(sim, job_id)["status"] == 2
-    time.sleep(0.2)
+    # Finished for good: the simulator decided about its callback under the same lock.
+    wait_for(lambda: sim.jobs[job_id].final_status == 2)
 
     assert sink.bodies == []
     assert sim.jobs[job_id].callback == "skipped"
 
 
 def test_never_marker_keeps_the_job_running(sim: Simulator, sink: CallbackSink) -> None:
-    job_id = create_job(sim, "[sim:never] a wave", callback_url=sink.url)
+    with time_machine.travel(time.time(), tick=False) as clock:
+        job_id = create_job(sim, "[sim:never] a wave", callback_url=sink.url)
+        clock.shift(3600)
+        status = query(sim, job_id).json()["data"]["status"]
 
-    time.sleep(0.5)
-
-    assert query(sim, job_id).json()["data"]["status"] == 1
+    assert status == 1
+    assert sim.jobs[job_id].final_status is None
     assert sink.bodies == []
 
 
 def test_status_7_marker_reports_an_undocumented_status_forever(sim: Simulator, sink: CallbackSink) -> None:
-    job_id = create_job(sim, "[sim:status-7] a moon", callback_url=sink.url)
-
-    time.sleep(0.5)
-    answers = [query(sim, job_id).json()["data"] for _ in range(2)]
+    with time_machine.travel(time.time(), tick=False) as clock:
+        job_id = create_job(sim, "[sim:status-7] a moon", callback_url=sink.url)
+        clock.shift(3600)
+        answers = [query(sim, job_id).json()["data"] for _ in range(2)]
 
     assert [data["status"] for data in answers] == [7, 7]
     assert "result" not in answers[0]
@@ -507,13 +503,13 @@ def test_video_loopback_marker_points_at_another_loopback_host(sim: Simulator) -
 
 
 def test_seconds_marker_sets_the_job_time(sim: Simulator) -> None:
-    slow = create_job(sim, "[sim:seconds=30] slow")  # 0 for its first 3 s
-    quick = create_job(sim, "[sim:seconds=0.05] quick")
+    with time_machine.travel(time.time(), tick=False) as clock:
+        slow = create_job(sim, "[sim:seconds=30] slow")  # 0 for its first 3 s
+        quick = create_job(sim, "[sim:seconds=0.05] quick")
+        clock.shift(1)
+        answers = [query(sim, job).json()["data"]["status"] for job in (slow, quick)]
 
-    time.sleep(0.1)
-
-    assert query(sim, slow).json()["data"]["status"] == 0
-    assert query(sim, quick).json()["data"]["status"] == 2
+    assert answers == [0, 2]
 
 
 @pytest.mark.parametrize("prompt", ["[sim:explode] x", "[sim:seconds=soon] x", "[sim:create-nonjson-x1] x"])
@@ -564,8 +560,7 @@ def test_control_finish_ends_a_job_now_and_calls_back_once(sim: Simulator, sink:
     assert again.json()["finished"] is False
     assert unknown.status_code == 404
     assert query(sim, job_id).json()["data"]["status"] == 3
-    wait_for(lambda: sink.bodies)
-    time.sleep(0.1)
+    wait_for(lambda: sim.jobs[job_id].callback == "sent")
     assert sink.bodies == [{"job_id": job_id, "status": 3, "code": 0}]
 
 

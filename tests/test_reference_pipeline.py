@@ -130,7 +130,7 @@ def test_a_worker_killed_after_an_image_to_video_create_is_resumed_by_the_callba
 
     alice, api = alice_tx
     image, other = (keep(alice, media.picture(tmp_path / f"{n}.jpg")) for n in ("a", "b"))
-    generation = Generation.objects.get(pk=submit(api, prompt="A kite", image_ids=[image])["id"])
+    generation = submit(api, prompt="A kite", image_ids=[image])
     # What a worker does before it dies: claim, call create upstream... and never save the answer.
     assert generation_claim_submit(generation_id=generation.pk)
     asked = job_request(generation)
@@ -151,7 +151,7 @@ def test_continue_from_the_last_frame_opens_the_studio_with_it_and_spends_nothin
 ):
     alice, api = alice_tx
     blue = keep(alice, media.picture(tmp_path / "blue.jpg", (640, 360), (20, 20, 200)))
-    generation = settle(submit(api, prompt="A blue sky", image_ids=[blue], mode="fast")["id"])
+    generation = settle(submit(api, prompt="A blue sky", image_ids=[blue], mode="fast"))
     client = client_for(alice)
     page = client.get(f"/generations/{generation.pk}/").content.decode()
     assert (
@@ -181,7 +181,7 @@ def test_make_it_in_standard_remakes_a_fast_draft_with_the_same_prompt_and_input
     picture = keep(alice, media.picture(tmp_path / "p.jpg"))
     video = keep(alice, media.video(tmp_path / "v.mp4", 3))
     draft = settle(
-        submit(api, prompt="Neon rain", image_ids=[picture], video_id=video, mode="fast", duration=4)["id"]
+        submit(api, prompt="Neon rain", image_ids=[picture], video_id=video, mode="fast", duration=4)
     )
     assert draft.cost_cents == 98  # (3 + 4) * 14
     client = client_for(alice)

@@ -141,7 +141,7 @@ def test_a_worker_killed_after_an_image_to_video_create_is_resumed_by_the_callba
     generation.refresh_from_db()
     assert generation.status == "submitting" and generation.upstream_job_id == ""
     shortapi.create_job(**asked, callback_url=callback_url(generation.pk))
-    generation = settle(str(generation.pk))
+    generation = settle(generation)
     assert generation.status == "succeeded", generation.error_detail
     assert generation.upstream_job_id == pipeline.job_summaries()[-1]["job_id"]
 
@@ -209,4 +209,4 @@ def test_make_it_in_standard_remakes_a_fast_draft_with_the_same_prompt_and_input
     remix = re.search(r'href="(/generate/\?[^"]+)">Remix in the studio', page).group(1).replace("&amp;", "&")
     studio = client.get(remix).content.decode()
     assert f'name="video_id" value="{video}" checked' in studio and "Neon rain</textarea>" in studio
-    assert settle(str(final.pk)).status == "succeeded"
+    assert settle(final).status == "succeeded"

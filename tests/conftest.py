@@ -1,6 +1,7 @@
 """The suite's fixtures, built on tests.factories (the helpers' one home)."""
 
 import os
+from collections.abc import Iterator
 
 import django_rq
 import pytest
@@ -8,7 +9,7 @@ from django.core.cache import cache
 
 from accounts.billing.audit import audit_mismatches
 from accounts.models import User
-from tests.factories import ROOT, SIM_KEY, ApiClient, api_for, make_user
+from tests.factories import CHROMIUM, CHROMIUM_ARGS, ROOT, SIM_KEY, ApiClient, api_for, make_user
 
 # The Stripe fixtures (`fake_stripe`, `stripe_server`), registered once for every module.
 from tests.fake_stripe import fake_stripe_fixture, stripe_server_fixture  # noqa: F401
@@ -105,3 +106,24 @@ def books_balance(db):
     """After the test, each balance still equals the sum of its ledger."""
     yield
     assert audit_mismatches() == []
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API keeps an asyncio loop marked as running in this thread (it steps it
+    # from a greenlet), and Django then refuses ORM calls here (the worker's, the assertions').
+    # Nothing async ever runs alongside them, so the guard is safely lifted for these tests.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous

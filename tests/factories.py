@@ -56,6 +56,25 @@ CONTRACT_OPERATIONS = {
 
 T = TypeVar("T")
 
+# --- The browser: Debian's Chromium, driven by Playwright ------------------------------------------
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+SCREENSHOTS = ROOT / "screenshots"
+
+
+def play(page, selector: str) -> None:
+    """Start the video and wait until it has a frame to show (readyState >= 2)."""
+    page.eval_on_selector(selector, "v => { v.muted = true; return v.play(); }")
+    page.wait_for_function(f"document.querySelector({selector!r}).readyState >= 2", timeout=15_000)
+
 
 # --- Waiting: on a condition, with a deadline, never on the clock alone ---------------------------
 

@@ -10,28 +10,15 @@ Screenshots of every page at desktop and phone widths land in /work/main/screens
 (git-ignored); look at them after a change to the templates or the stylesheet.
 """
 
-import os
 import re
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.core import mail
 
 from generations.models import Generation
 from generations.services import generation_create, generation_set_share
-from tests.factories import ROOT, make_user, run_jobs
+from tests.factories import CHROMIUM, SCREENSHOTS, make_user, play, run_jobs
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-SCREENSHOTS = ROOT / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
@@ -43,27 +30,6 @@ pytestmark = [
         reason="browser tests need Chromium at /usr/bin/chromium (apt-get install chromium); CI installs it",
     ),
 ]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API keeps an asyncio loop marked as running in this thread (it steps it
-    # from a greenlet), and Django then refuses ORM calls here (the worker's, the assertions').
-    # Nothing async ever runs alongside them, so the guard is safely lifted for these tests.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            yield browser
-            browser.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 def status_of(generation_id: object) -> str:
@@ -83,12 +49,6 @@ def log_out(page) -> None:
         page.click("details.menu summary")
     page.click("details.menu button:has-text('Log out')")
     page.wait_for_selector("a:has-text('Log in')")
-
-
-def play(page, selector: str) -> None:
-    """Start the video and wait until it has a frame to show (readyState >= 2)."""
-    page.eval_on_selector(selector, "v => { v.muted = true; return v.play(); }")
-    page.wait_for_function(f"document.querySelector({selector!r}).readyState >= 2", timeout=15_000)
 
 
 def test_a_new_user_signs_up_generates_watches_it_arrive_and_shares_it(

@@ -12,13 +12,8 @@ import pytest
 from django.core import mail
 
 from generations.models import Generation
-from tests.conftest import run_jobs
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
-    FakeStripe,
-    fake_stripe_fixture,
-    stripe_server_fixture,
-)
-from tests.test_browser import CHROMIUM, SCREENSHOTS, browser, play  # noqa: F401 - `browser` is a fixture
+from tests.factories import CHROMIUM, SCREENSHOTS, play, run_jobs
+from tests.fake_stripe import FakeStripe
 
 pytestmark = [
     pytest.mark.browser,
@@ -33,7 +28,7 @@ PHONE = {"width": 390, "height": 844}
 
 @pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["1366", "390"])
 def test_a_newcomer_buys_credits_on_the_standin_and_watches_their_first_video(
-    pipeline, live_server, browser, settings, fake_stripe: FakeStripe, viewport  # noqa: F811
+    pipeline, live_server, browser, settings, fake_stripe: FakeStripe, viewport
 ):
     base = live_server.url
     # As `make run` sets it up: the stand-in's events go to the portal, and its page may be

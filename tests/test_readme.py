@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.factories import ROOT
 from tests.media import picture
 
 pytestmark = pytest.mark.slow

@@ -14,12 +14,8 @@ from django.test import Client
 from accounts.billing.audit import audit_mismatches
 from accounts.billing.topups import topup_create
 from accounts.models import CreditEntry, TopUp, User
-from tests.conftest import balance, make_user, manage
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
-    FakeStripe,
-    fake_stripe_fixture,
-    stripe_server_fixture,
-)
+from tests.factories import balance, make_user, manage
+from tests.fake_stripe import FakeStripe
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

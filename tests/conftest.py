@@ -1,5 +1,6 @@
 """The suite's fixtures, built on tests.factories (the helpers' one home)."""
 
+import contextlib
 import os
 from collections.abc import Iterator
 
@@ -9,7 +10,7 @@ from django.core.cache import cache
 
 from accounts.billing.audit import audit_mismatches
 from accounts.models import User
-from tests.factories import CHROMIUM, CHROMIUM_ARGS, ROOT, SIM_KEY, ApiClient, api_for, make_user
+from tests.factories import CHROMIUM, CHROMIUM_ARGS, ROOT, SIM_KEY, ApiClient, api_for, make_user, run_jobs
 
 # The Stripe fixtures (`fake_stripe`, `stripe_server`), registered once for every module.
 from tests.fake_stripe import fake_stripe_fixture, stripe_server_fixture  # noqa: F401
@@ -127,3 +128,23 @@ def browser() -> Iterator[object]:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def deliver(django_capture_on_commit_callbacks):
+    """Run a request's on-commit work and then the mail jobs it queued (a real RQ worker)."""
+
+    @contextlib.contextmanager
+    def delivering():
+        with django_capture_on_commit_callbacks(execute=True):
+            yield
+        run_jobs()
+
+    return delivering
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    """Stored files go to a fresh folder of this test's own."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"

@@ -372,3 +372,27 @@ def wait_for_a_lock_wait(timeout: float = 20.0) -> None:
             return bool(cursor.fetchone()[0])
 
     wait_for(someone_waits, timeout=timeout, what="another session to wait for the row lock")
+
+
+def with_files(generation: Generation) -> Generation:
+    """Give a finished row a stored video and poster (tiny stand-ins), as the fetch would."""
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    generation.video = default_storage.save(
+        f"videos/t/{generation.pk}.mp4", ContentFile(b"\0\0\0\x18ftypmp42")
+    )
+    generation.poster = default_storage.save(
+        f"posters/t/{generation.pk}.jpg", ContentFile(b"\xff\xd8\xff\xe0jpeg")
+    )
+    generation.save(update_fields=["video", "poster"])
+    return generation
+
+
+def log_in(page, base: str, username: str) -> None:
+    """Log a factory user (password "pw-" + name twice) in through the browser."""
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "pw-" + username * 2)
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")

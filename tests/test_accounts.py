@@ -1,4 +1,3 @@
-import contextlib
 import re
 from datetime import timedelta
 
@@ -21,18 +20,6 @@ DANA = {
     "password2": "a-Long-pass-77",
 }
 
-
-@pytest.fixture
-def deliver(django_capture_on_commit_callbacks):
-    """Run a request's on-commit work and then the mail jobs it queued (a real RQ worker)."""
-
-    @contextlib.contextmanager
-    def delivering():
-        with django_capture_on_commit_callbacks(execute=True):
-            yield
-        run_jobs()
-
-    return delivering
 
 
 def sign_up(client: Client, deliver, **changes) -> object:

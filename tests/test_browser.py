@@ -17,7 +17,7 @@ from django.core import mail
 
 from generations.models import Generation
 from generations.services import generation_create, generation_set_share
-from tests.factories import CHROMIUM, SCREENSHOTS, make_user, play, run_jobs
+from tests.factories import CHROMIUM, SCREENSHOTS, log_in, make_user, play, run_jobs
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -35,13 +35,6 @@ pytestmark = [
 def status_of(generation_id: object) -> str:
     return Generation.objects.get(pk=generation_id).public_status
 
-
-def log_in(page, base: str, username: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", "pw-" + username * 2)
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def log_out(page) -> None:

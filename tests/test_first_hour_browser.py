@@ -11,8 +11,7 @@ import pytest
 from accounts.billing.ledger import credits_grant
 from generations.models import Generation
 from generations.services import generation_create
-from tests.conftest import ROOT, make_user, run_jobs
-from tests.test_browser import CHROMIUM, browser, log_in, play  # noqa: F401 (browser is a fixture)
+from tests.factories import CHROMIUM, ROOT, generation_row, log_in, make_user, play, run_jobs
 
 pytestmark = [
     pytest.mark.browser,
@@ -32,7 +31,7 @@ def shoot(page, name: str) -> None:
 
 
 @pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1366", "390"])
-def test_a_user_with_no_credits_sees_why_and_the_way_to_credits(live_server, browser, viewport):  # noqa: F811
+def test_a_user_with_no_credits_sees_why_and_the_way_to_credits(live_server, browser, viewport):
     make_user("carol")
     page = browser.new_page(viewport=viewport)
     log_in(page, live_server.url, "carol")
@@ -61,7 +60,7 @@ def test_a_user_with_no_credits_sees_why_and_the_way_to_credits(live_server, bro
 @pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1366", "390"])
 def test_a_paste_past_the_limit_shows_the_overflow_and_blocks_generate_until_it_fits(
     live_server,
-    browser,  # noqa: F811
+    browser,
     settings,
     viewport,
 ):
@@ -102,7 +101,7 @@ def test_a_paste_past_the_limit_shows_the_overflow_and_blocks_generate_until_it_
 
 def test_a_short_balance_turns_generate_off_only_while_the_video_costs_too_much(
     live_server,
-    browser,  # noqa: F811
+    browser,
 ):
     bob = make_user("bob")
     credits_grant(user=bob, amount_cents=100, reason="test credits")
@@ -133,7 +132,7 @@ def finished_video(user, prompt: str, **fields) -> Generation:
 def test_shared_by_link_plays_logged_out_stays_off_explore_and_dies_at_once_when_private(
     pipeline,
     live_server,
-    browser,  # noqa: F811
+    browser,
 ):
     alice = make_user("alice", 10_000)
     generation = finished_video(alice, "A lantern festival on a river at night")
@@ -179,7 +178,7 @@ def test_shared_by_link_plays_logged_out_stays_off_explore_and_dies_at_once_when
 def test_the_generation_page_says_one_thing_per_state_from_queued_to_ready_and_failed(
     pipeline,
     live_server,
-    browser,  # noqa: F811
+    browser,
 ):
     make_user("alice", 10_000)
     base = live_server.url
@@ -222,7 +221,7 @@ def test_the_generation_page_says_one_thing_per_state_from_queued_to_ready_and_f
     page.close()
 
 
-def test_gallery_filters_apply_at_once_and_tiles_play_on_a_tap(pipeline, live_server, browser):  # noqa: F811
+def test_gallery_filters_apply_at_once_and_tiles_play_on_a_tap(pipeline, live_server, browser):
     alice = make_user("alice", 10_000)
     finished_video(alice, "A fast fox in the snow", mode="fast")
     finished_video(alice, "A slow snail on a leaf", mode="std")
@@ -272,11 +271,10 @@ def test_gallery_filters_apply_at_once_and_tiles_play_on_a_tap(pipeline, live_se
 
 
 @pytest.mark.parametrize("viewport", [WIDE, PHONE], ids=["1366", "390"])
-def test_a_long_prompt_folds_and_logging_out_says_so(live_server, browser, viewport):  # noqa: F811
-    from tests.test_pages import make_generation
+def test_a_long_prompt_folds_and_logging_out_says_so(live_server, browser, viewport):
 
     alice = make_user("alice", 10_000)
-    generation = make_generation(alice, prompt=("A drifting camera over a field of sunflowers. " * 45)[:2000])
+    generation = generation_row(alice, prompt=("A drifting camera over a field of sunflowers. " * 45)[:2000])
     page = browser.new_page(viewport=viewport)
     log_in(page, live_server.url, "alice")
     page.goto(f"{live_server.url}/generations/{generation.pk}/")

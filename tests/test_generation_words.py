@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from generations.models import Generation
-from tests.test_pages import client_for, make_generation, text
+from tests.factories import client_for, generation_row
+from tests.factories import html as text
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +37,7 @@ def test_a_new_generation_says_what_is_held_in_its_status_line_only(alice, setti
 
 
 def test_a_ready_video_has_no_word_of_holding_and_one_way_to_make_another(alice):
-    generation = make_generation(alice, prompt="A heron")
+    generation = generation_row(alice, prompt="A heron")
     html = main_of(text(client_for(alice).get(f"/generations/{generation.pk}/")))
     assert "Ready" in html and "held" not in html
     for stale in STALE:
@@ -45,7 +46,7 @@ def test_a_ready_video_has_no_word_of_holding_and_one_way_to_make_another(alice)
 
 
 def test_the_status_fragment_that_swaps_in_ready_drops_the_held_sentence(alice):
-    generation = make_generation(alice, status=Status.RUNNING)
+    generation = generation_row(alice, status=Status.RUNNING)
     client = client_for(alice)
     running = text(client.get(f"/generations/{generation.pk}/status/?seen=queued"))
     assert "$1.20 held" in running
@@ -57,7 +58,7 @@ def test_the_status_fragment_that_swaps_in_ready_drops_the_held_sentence(alice):
 
 
 def test_a_failed_video_says_why_speaks_of_its_refund_once_and_offers_one_retry(alice):
-    generation = make_generation(alice, status=Status.FAILED)  # its error ends with the refund
+    generation = generation_row(alice, status=Status.FAILED)  # its error ends with the refund
     assert generation.error.endswith("Your credits have been returned.")
     html = main_of(text(client_for(alice).get(f"/generations/{generation.pk}/")))
     assert "The video service could not make this video." in html
@@ -70,6 +71,6 @@ def test_a_failed_video_says_why_speaks_of_its_refund_once_and_offers_one_retry(
 
 
 def test_a_cancelled_video_says_so_once(alice):
-    generation = make_generation(alice, status=Status.FAILED, error="Cancelled by you")
+    generation = generation_row(alice, status=Status.FAILED, error="Cancelled by you")
     html = main_of(text(client_for(alice).get(f"/generations/{generation.pk}/")))
     assert html.count("Cancelled by you") == 1 and html.count("back in your balance") == 1

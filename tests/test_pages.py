@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 import time_machine
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import connection
 from django.test import Client
@@ -18,7 +17,7 @@ from accounts.billing.ledger import credits_grant
 from accounts.models import CreditEntry, User
 from generations.models import Generation
 from generations.pricing import quote
-from tests.factories import api_for, balance, client_for, generation_row, make_user
+from tests.factories import api_for, balance, client_for, generation_row, make_user, with_files
 from tests.factories import html as text
 
 pytestmark = pytest.mark.django_db
@@ -26,21 +25,6 @@ pytestmark = pytest.mark.django_db
 Status = Generation.Status
 
 
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    return tmp_path / "media"
-
-
-def with_files(generation: Generation) -> Generation:
-    generation.video = default_storage.save(
-        f"videos/t/{generation.pk}.mp4", ContentFile(b"\0\0\0\x18ftypmp42")
-    )
-    generation.poster = default_storage.save(
-        f"posters/t/{generation.pk}.jpg", ContentFile(b"\xff\xd8\xff\xe0jpeg")
-    )
-    generation.save(update_fields=["video", "poster"])
-    return generation
 
 
 def idempotency_key(response) -> str:

@@ -10,12 +10,11 @@ from django.test import Client
 from accounts.models import ApiToken
 from generations.models import Generation, Upload
 from tests import media
-from tests.conftest import make_user
+from tests.factories import generation_row, make_user
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
     fake_stripe_fixture,
     stripe_server_fixture,
 )
-from tests.test_pages import make_generation
 
 pytestmark = pytest.mark.django_db
 
@@ -49,9 +48,9 @@ def test_creating_an_api_token_redirects_and_a_refresh_makes_no_second_token(ali
 
 def _forms(alice, storage) -> list[tuple[str, dict]]:
     """Each (url, data) a page posts to change something, made ready to succeed."""
-    succeeded = make_generation(alice, prompt="Finished one")
-    queued = make_generation(alice, status=Generation.Status.QUEUED, prompt="Queued one")
-    doomed = make_generation(alice, prompt="To delete")
+    succeeded = generation_row(alice, prompt="Finished one")
+    queued = generation_row(alice, status=Generation.Status.QUEUED, prompt="Queued one")
+    doomed = generation_row(alice, prompt="To delete")
     token = ApiToken.objects.create(user=alice, name="old", token_hash="x" * 64)
     picture = media.picture(storage / "a.jpg", (800, 600))
     with picture.open("rb") as handle:

@@ -7,16 +7,11 @@ import pytest
 from django.test import Client
 
 from generations.models import Generation
-from tests.conftest import api_for
-from tests.test_pages import client_for, make_generation, text, with_files
+from tests.factories import api_for, client_for, generation_row, with_files
+from tests.factories import html as text
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    return tmp_path / "media"
 
 
 def share(client: Client, generation: Generation, visibility: str):
@@ -33,7 +28,7 @@ def og_video(html: str) -> str:
 
 
 def test_anyone_with_the_link_can_watch_an_unlisted_video_but_explore_does_not_list_it(alice, media):
-    generation = with_files(make_generation(alice, prompt="A quiet unlisted harbour"))
+    generation = with_files(generation_row(alice, prompt="A quiet unlisted harbour"))
     share(client_for(alice), generation, "unlisted")
     assert generation.visibility == "unlisted" and generation.share_slug
 
@@ -50,7 +45,7 @@ def test_anyone_with_the_link_can_watch_an_unlisted_video_but_explore_does_not_l
 
 
 def test_a_listed_video_is_on_explore_and_keeps_its_link_when_taken_off(alice, media):
-    generation = with_files(make_generation(alice, prompt="A listed lighthouse"))
+    generation = with_files(generation_row(alice, prompt="A listed lighthouse"))
     client = client_for(alice)
     share(client, generation, "unlisted")
     slug = generation.share_slug
@@ -65,7 +60,7 @@ def test_a_listed_video_is_on_explore_and_keeps_its_link_when_taken_off(alice, m
 
 
 def test_going_private_kills_the_page_the_signed_video_link_and_og_video_at_once(alice, media):
-    generation = with_files(make_generation(alice, prompt="Soon private"))
+    generation = with_files(generation_row(alice, prompt="Soon private"))
     client = client_for(alice)
     share(client, generation, "listed")
     old_slug = generation.share_slug
@@ -98,7 +93,7 @@ def test_going_private_kills_the_page_the_signed_video_link_and_og_video_at_once
 
 
 def test_the_page_offers_three_choices_and_a_nonsense_one_changes_nothing(alice, media):
-    generation = with_files(make_generation(alice))
+    generation = with_files(generation_row(alice))
     client = client_for(alice)
     html = text(client.get(f"/generations/{generation.pk}/"))
     choices = (("private", "Only you"), ("unlisted", "Anyone with the link"), ("listed", "Everyone"))
@@ -111,7 +106,7 @@ def test_the_page_offers_three_choices_and_a_nonsense_one_changes_nothing(alice,
 
 
 def test_the_api_shows_visibility_and_the_share_link_beside_the_contracts_fields(alice, media):
-    generation = with_files(make_generation(alice))
+    generation = with_files(generation_row(alice))
     api = api_for(alice)
     body = api.get(f"/api/v1/generations/{generation.pk}").json()
     assert body["visibility"] == "private" and body["share_url"] is None

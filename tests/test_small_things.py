@@ -7,14 +7,13 @@ import pytest
 from django.core import mail
 from django.test import Client
 
-from tests.conftest import make_user
-from tests.test_accounts import deliver  # noqa: F401 - the fixture
-from tests.test_pages import client_for, make_generation, text
+from tests.factories import client_for, generation_row, make_user
+from tests.factories import html as text
 
 pytestmark = pytest.mark.django_db
 
 
-def test_the_password_reset_email_names_the_site_not_its_host(alice, deliver):  # noqa: F811
+def test_the_password_reset_email_names_the_site_not_its_host(alice, deliver):
     with deliver():
         Client().post("/accounts/password_reset/", {"email": "alice@example.com"})
     [message] = mail.outbox
@@ -36,8 +35,8 @@ def test_logging_out_says_so_on_the_next_page(alice):
 
 
 def test_gallery_filters_apply_by_themselves_and_still_work_without_scripting(alice):
-    make_generation(alice, prompt="A fast fox", mode="fast")
-    make_generation(alice, prompt="A slow snail", mode="std")
+    generation_row(alice, prompt="A fast fox", mode="fast")
+    generation_row(alice, prompt="A slow snail", mode="std")
     client = client_for(alice)
     html = text(client.get("/gallery/"))
     assert re.search(r"<form[^>]+class=\"filters\"[^>]+data-autosubmit>", html)
@@ -54,17 +53,17 @@ def test_explore_says_hover_or_tap_to_each_kind_of_screen(db):
 
 def test_a_long_prompt_is_folded_on_the_video_page_and_a_short_one_is_not(alice):
     long_prompt = "A drifting camera over an endless field of sunflowers. " * 40
-    long_one = make_generation(alice, prompt=long_prompt[:2000])
+    long_one = generation_row(alice, prompt=long_prompt[:2000])
     html = text(client_for(alice).get(f"/generations/{long_one.pk}/"))
     assert '<details class="prompt-more">' in html
     assert "Show the whole prompt (2,000 characters)" in html
-    short_one = make_generation(alice, prompt="A heron at dawn")
+    short_one = generation_row(alice, prompt="A heron at dawn")
     html = text(client_for(alice).get(f"/generations/{short_one.pk}/"))
     assert "prompt-more" not in html and '<p class="prompt-full">A heron at dawn</p>' in html
 
 
 def test_the_shared_page_folds_a_long_prompt_too(db):
     bob = make_user("bob")
-    generation = make_generation(bob, prompt="x " * 1000, shared=True)
+    generation = generation_row(bob, prompt="x " * 1000, shared=True)
     html = text(Client().get(f"/v/{generation.share_slug}/"))
     assert '<details class="prompt-more">' in html

@@ -122,3 +122,13 @@ def format_rate(cents: Decimal | int) -> str:
     if len(text.partition(".")[2]) < 2:
         text = f"{dollars:.2f}"
     return f"${text}"
+
+
+def format_usd_signed(cents: int) -> str:
+    """A movement of money: +$100.00, -$1.00 (and $0.00 for nothing)."""
+    return ("+" if cents > 0 else "") + format_usd(cents)
+
+
+def format_credits(cents: int) -> str:
+    """The precise figure beside a dollar amount: 9,440 credits, 1 credit."""
+    return f"{cents:,} credit{'' if abs(cents) == 1 else 's'}"

@@ -69,7 +69,7 @@ def test_the_signup_page_says_what_will_happen(settings):
     settings.SIGNUP_CREDITS = 250
     html = Client().get("/accounts/signup/").content.decode()
     assert "we email the address you give" in html
-    assert "250 welcome credits" in html
+    assert "$2.50 of welcome credits" in html
 
 
 def test_signup_still_refuses_a_weak_password_with_a_clear_message():
@@ -144,7 +144,8 @@ def test_signup_credits_arrive_once_when_the_address_is_confirmed(deliver):
     link = _verification_link(mail.outbox[0])
     response = Client().get(link)
     assert (
-        response.status_code == 200 and "250 welcome credits are in your balance" in response.content.decode()
+        response.status_code == 200
+        and "$2.50 of welcome credits are in your balance" in response.content.decode()
     )
     assert Client().get(link).status_code == 400  # used: it works once
     dana.refresh_from_db()

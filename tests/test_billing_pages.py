@@ -266,7 +266,7 @@ def test_billing_page_shows_balance_packs_custom_amount_payments_and_ledger(fake
 
     page = html(client_for(alice).get("/billing/"))
 
-    assert "<strong>12500</strong> credits" in page
+    assert "<strong>$125.00</strong>" in page and "12,500 credits" in page
     for cents, label in [(1000, "$10"), (2500, "$25"), (5000, "$50"), (10000, "$100")]:
         assert f'name="amount_cents" value="{cents}"' in page
         assert f'<span class="pack-price">{label}</span>' in page
@@ -277,6 +277,7 @@ def test_billing_page_shows_balance_packs_custom_amount_payments_and_ledger(fake
     assert "Paid" in page
     assert fake_stripe.charge(topup.stripe_session_id)["receipt_url"] in page
     assert "Top-up: 2,500 credits" in page
+    assert '<span title="2,500 credits">+$25.00</span>' in page and "2,500 credits" in page
 
 
 def test_billing_page_without_stripe_keys_says_why_and_offers_nothing_to_buy(alice, settings):
@@ -292,7 +293,7 @@ def test_billing_page_without_stripe_keys_says_why_and_offers_nothing_to_buy(ali
     assert "STRIPE_" not in page and "operator" not in page.lower()
     assert 'name="amount_cents"' not in page
     assert 'name="amount_usd"' not in page
-    assert "<strong>10000</strong> credits" in page
+    assert "<strong>$100.00</strong>" in page and "10,000 credits" in page
 
 
 def test_buying_a_pack_sends_the_user_to_stripe_checkout(fake_stripe, alice):
@@ -392,7 +393,7 @@ def test_success_page_before_the_webhook_credits_at_once_and_the_webhook_adds_no
     page = html(client.get(f"/billing/success/?session_id={topup.stripe_session_id}"))
 
     assert "Thank you" in page
-    assert "<strong>2500 credits</strong>" in page
+    assert "<strong>2,500 credits</strong>" in page and "<strong>$25.00</strong> (2,500 credits)" in page
     assert balance(carol) == 2500
     topup.refresh_from_db()
     assert topup.state == TopUp.State.PAID
@@ -485,9 +486,9 @@ def test_account_and_billing_pages_show_what_is_owed(fake_stripe, carol):
     deliver(fake_stripe.event("charge.refunded", fake_stripe.refund(topup.stripe_session_id, 1000)))
 
     billing = html(client.get("/billing/"))
-    assert "You owe 900 credits." in billing and "(900 owed)" in billing
+    assert "You owe $9.00 (900 credits)." in billing and "($9.00 owed)" in billing
     account = html(client.get("/accounts/"))
-    assert re.search(r"<dt>Owed</dt><dd><strong>900</strong> credits", account)
+    assert re.search(r"<dt>Owed</dt><dd><strong>\$9.00</strong> \(900 credits\)", account)
     assert 'title="Your balance: 0 credits' in account  # the header
 
 

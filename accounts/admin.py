@@ -7,6 +7,8 @@ from django.template.response import TemplateResponse
 
 from accounts.billing.admin import CreditEntryInline, GrantCreditsForm
 from accounts.models import ApiToken, EmailNotice, User
+from generations.templatetags.money import usd_with_credits
+from generations.templatetags.when import when
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -25,7 +27,7 @@ class UserCreationForm(AdminUserCreationForm):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     add_form = UserCreationForm
-    list_display = ("username", "email", "balance", "owed", "is_staff", "date_joined")
+    list_display = ("username", "email", "balance", "owed", "is_staff", "joined", "last_seen")
     # Money is shown, never edited here: the balance lives on CreditAccount, moved by the ledger.
     readonly_fields = ("balance", "owed")
     fieldsets = BaseUserAdmin.fieldsets + (("Credits", {"fields": ("balance", "owed")}),)
@@ -46,13 +48,22 @@ class UserAdmin(BaseUserAdmin):
             )
         )
 
-    @admin.display(description="balance (credits)", ordering="account_balance_cents")
-    def balance(self, user: User) -> int:
-        return getattr(user, "account_balance_cents", 0)
+    @admin.display(description="balance", ordering="account_balance_cents")
+    def balance(self, user: User) -> str:
+        return usd_with_credits(getattr(user, "account_balance_cents", 0))
 
-    @admin.display(description="owed (credits)", ordering="account_owed_cents")
-    def owed(self, user: User) -> int:
-        return getattr(user, "account_owed_cents", 0)
+    @admin.display(description="owed", ordering="account_owed_cents")
+    def owed(self, user: User) -> str:
+        owed = getattr(user, "account_owed_cents", 0)
+        return usd_with_credits(owed) if owed else "—"
+
+    @admin.display(description="joined", ordering="date_joined")
+    def joined(self, user: User) -> str:
+        return when(user.date_joined)
+
+    @admin.display(description="last login", ordering="last_login")
+    def last_seen(self, user: User) -> str:
+        return when(user.last_login) or "never"
 
     @admin.action(description="Grant or take back credits…", permissions=["change"])
     def grant_credits(self, request, queryset):

@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
 from generations.models import (
     Generation,
@@ -12,7 +13,9 @@ from generations.models import (
     WebhookDelivery,
 )
 from generations.operations import generation_fail_and_refund, generation_poll_now, generation_retry_submit
-from generations.services import generation_set_share
+from generations.pricing import format_credits, format_usd
+from generations.services import generation_set_share, video_token
+from generations.templatetags.when import when
 
 
 class OperatorActionInline(admin.TabularInline):
@@ -82,28 +85,137 @@ class UploadAdmin(admin.ModelAdmin):
 
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
+    # Readable at a laptop's 1366 px: a short id that never wraps, the prompt cut to one line (the
+    # whole of it on hover and on the change page), money in dollars, times in the reader's zone.
     list_display = (
-        "id",
+        "short_id",
+        "prompt_line",
         "user",
-        "status",
-        "model",
-        "mode",
-        "duration",
-        "aspect_ratio",
-        "cost_cents",
-        "upstream_amount",
+        "status_badge",
+        "what",
+        "cost",
+        "upstream_cost",
         "failure_class",
-        "created_at",
+        "created",
     )
+    list_display_links = ("short_id", "prompt_line")
     list_filter = (
         "status", "model", "mode", "aspect_ratio", "failure_class", "shared", "deleted_at", "created_at"
     )  # fmt: skip
     search_fields = ("=id", "prompt", "=upstream_job_id", "user__username")
     list_select_related = ("user",)
+    list_per_page = 50
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in Generation._meta.fields if f.name != "shared"]
+    readonly_fields = ["preview", *(f.name for f in Generation._meta.fields if f.name != "shared")]
+    fieldsets = (
+        (None, {"fields": ("preview", "prompt", "user", "status", "error", "shared")}),
+        (
+            "What was asked",
+            {
+                "fields": (
+                    "id",
+                    "model",
+                    "mode",
+                    "duration",
+                    "aspect_ratio",
+                    "first_last_frame",
+                    "input_seconds",
+                    "webhook_url",
+                )
+            },
+        ),
+        ("Money", {"fields": ("cost_cents", "cents_per_second", "upstream_amount", "upstream_refunded")}),
+        (
+            "Upstream",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "upstream_job_id",
+                    "upstream_status",
+                    "failure_class",
+                    "error_detail",
+                    "result_url",
+                    "submit_attempts",
+                    "poll_count",
+                    "fetch_attempts",
+                    "next_poll_at",
+                    "deadline_at",
+                ),
+            },
+        ),
+        (
+            "Stored",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "video",
+                    "video_bytes",
+                    "poster",
+                    "share_slug",
+                    "idempotency_key",
+                    "deleted_at",
+                ),
+            },
+        ),
+        ("Times", {"fields": ("created_at", "submitted_at", "finished_at", "updated_at")}),
+    )
     inlines = [GenerationInputInline, OperatorActionInline]
     actions = ["poll_now", "retry_submit", "fail_and_refund"]
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, obj: Generation) -> str:
+        return format_html('<code class="short-id" title="{}">{}</code>', obj.pk, str(obj.pk)[:8])
+
+    @admin.display(description="prompt")
+    def prompt_line(self, obj: Generation) -> str:
+        return format_html(
+            '<span class="prompt-line" title="{}">{}</span>', obj.prompt, Truncator(obj.prompt).chars(90)
+        )
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: Generation) -> str:
+        return format_html('<span class="op-badge status-{}">{}</span>', obj.public_status, obj.status)
+
+    @admin.display(description="model · mode · length")
+    def what(self, obj: Generation) -> str:
+        short = {"text-to-video": "text", "image-to-video": "image", "omni-reference": "omni"}.get(
+            obj.model, obj.model
+        )
+        return f"{short} · {obj.mode} · {obj.duration} s · {obj.aspect_ratio}"
+
+    @admin.display(description="price", ordering="cost_cents")
+    def cost(self, obj: Generation) -> str:
+        return format_html(
+            '<span title="{}">{}</span>', format_credits(obj.cost_cents), format_usd(obj.cost_cents)
+        )
+
+    @admin.display(description="upstream", ordering="upstream_amount")
+    def upstream_cost(self, obj: Generation) -> str:
+        if obj.upstream_amount is None:
+            return "—"
+        refunded = " (refunded)" if obj.upstream_refunded else ""
+        return f"${obj.upstream_amount:,.2f}{refunded}"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, obj: Generation) -> str:
+        return when(obj.created_at)
+
+    @admin.display(description="Video")
+    def preview(self, obj: Generation) -> str:
+        poster = reverse("generation_poster", args=[obj.pk]) if obj.poster else ""
+        if obj.status == Generation.Status.SUCCEEDED and obj.video:
+            src = reverse("video_file", args=[video_token(obj.pk)])
+            return format_html(
+                '<video class="op-video" controls preload="metadata" src="{}"{}></video>'
+                '<p><a href="{}">Open the MP4</a>{}</p>',
+                src,
+                format_html(' poster="{}"', poster) if poster else "",
+                src,
+                format_html(' · <a href="{}">poster</a>', poster) if poster else "",
+            )
+        if poster:
+            return format_html('<img class="op-poster" src="{}" alt="">', poster)
+        return "No video (yet)."
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

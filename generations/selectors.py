@@ -152,10 +152,11 @@ def shared_generation(*, slug: str) -> Generation:
 
 
 def generation_visible_to(*, user: User | AnonymousUser, generation_id: object) -> Generation:
-    """For posters: the owner sees their own; anybody sees a shared, finished one; else 404."""
+    """For posters: the owner sees their own; anybody sees a shared, finished one; an operator who
+    may view generations sees any (the admin's preview); else 404."""
     visible = Q(shared=True, status=Generation.Status.SUCCEEDED)
     if user.is_authenticated:
-        visible |= Q(user=user)
+        visible = Q() if user.has_perm("generations.view_generation") else visible | Q(user=user)
     try:
         return Generation.objects.visible().filter(visible).get(pk=generation_id)
     except (Generation.DoesNotExist, ValidationError, ValueError, TypeError):

@@ -7,6 +7,8 @@ from django.contrib import admin, messages
 from django.forms.models import BaseInlineFormSet
 
 from accounts.billing.models import CreditAccount, CreditEntry, StripeEvent, TopUp
+from generations.templatetags.money import usd_with_credits
+from generations.templatetags.when import when
 
 
 class RecentFirstFormSet(BaseInlineFormSet):
@@ -18,20 +20,35 @@ class RecentFirstFormSet(BaseInlineFormSet):
         return super().get_queryset()[: self.limit]
 
 
-class CreditEntryInline(admin.TabularInline):
+class EntryMoney:
+    """A ledger entry's figures in dollars (credits on hover), its time in the reader's zone."""
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, entry: CreditEntry) -> str:
+        return when(entry.created_at)
+
+    @admin.display(description="amount", ordering="amount_cents")
+    def amount(self, entry: CreditEntry) -> str:
+        return usd_with_credits(entry.amount_cents, signed=True)
+
+    @admin.display(description="owed by it")
+    def owed(self, entry: CreditEntry) -> str:
+        return usd_with_credits(entry.owed_cents, signed=True) if entry.owed_cents else "—"
+
+    @admin.display(description="balance after", ordering="balance_after")
+    def balance(self, entry: CreditEntry) -> str:
+        return usd_with_credits(entry.balance_after)
+
+    @admin.display(description="owed after")
+    def owed_now(self, entry: CreditEntry) -> str:
+        return usd_with_credits(entry.owed_after) if entry.owed_after else "—"
+
+
+class CreditEntryInline(EntryMoney, admin.TabularInline):
     model = CreditEntry
     formset = RecentFirstFormSet
     verbose_name_plural = "credit entries (newest 50; the whole ledger is under Credit entries)"
-    fields = (
-        "created_at",
-        "kind",
-        "amount_cents",
-        "owed_cents",
-        "balance_after",
-        "owed_after",
-        "description",
-        "reference",
-    )
+    fields = ("when", "kind", "amount", "owed", "balance", "owed_now", "description", "reference")
     readonly_fields = fields
     ordering = ("-id",)
     extra = 0
@@ -66,17 +83,17 @@ class GrantCreditsForm(forms.Form):
 
 
 @admin.register(CreditEntry)
-class CreditEntryAdmin(admin.ModelAdmin):
+class CreditEntryAdmin(EntryMoney, admin.ModelAdmin):
     """The ledger is append-only: operators read it here and change balances through services."""
 
     list_display = (
-        "created_at",
+        "when",
         "user",
         "kind",
-        "amount_cents",
-        "owed_cents",
-        "balance_after",
-        "owed_after",
+        "amount",
+        "owed",
+        "balance",
+        "owed_now",
         "description",
         "reference",
     )
@@ -110,10 +127,18 @@ class OwesFilter(admin.SimpleListFilter):
 class CreditAccountAdmin(admin.ModelAdmin):
     """Balances and debts, read-only: only the ledger writes them (grant through the user admin)."""
 
-    list_display = ("owner", "balance_cents", "owed_cents", "created_at")
+    list_display = ("owner", "balance", "owed", "created_at")
     list_filter = (OwesFilter,)
     search_fields = ("owner__username", "owner__email")
     list_select_related = ("owner",)
+
+    @admin.display(description="balance", ordering="balance_cents")
+    def balance(self, account: CreditAccount) -> str:
+        return usd_with_credits(account.balance_cents)
+
+    @admin.display(description="owed", ordering="owed_cents")
+    def owed(self, account: CreditAccount) -> str:
+        return usd_with_credits(account.owed_cents) if account.owed_cents else "—"
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -143,22 +168,33 @@ class ShortfallFilter(admin.SimpleListFilter):
 
 @admin.register(TopUp)
 class TopUpAdmin(admin.ModelAdmin):
-    list_display = (
-        "id",
-        "created_at",
-        "user",
-        "amount_cents",
-        "state",
-        "refunded_cents",
-        "disputed_cents",
-        "shortfall_cents",
-    )
+    list_display = ("id", "when", "user", "amount", "state", "refunded", "disputed", "shortfall")
     list_filter = ("state", ShortfallFilter, "created_at")
     search_fields = ("=id", "user__username", "user__email", "stripe_session_id", "stripe_payment_intent")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in TopUp._meta.fields]
     actions = ["check_with_stripe"]
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, topup: TopUp) -> str:
+        return when(topup.created_at)
+
+    @admin.display(description="amount", ordering="amount_cents")
+    def amount(self, topup: TopUp) -> str:
+        return usd_with_credits(topup.amount_cents)
+
+    @admin.display(description="refunded", ordering="refunded_cents")
+    def refunded(self, topup: TopUp) -> str:
+        return usd_with_credits(topup.refunded_cents) if topup.refunded_cents else "—"
+
+    @admin.display(description="disputed", ordering="disputed_cents")
+    def disputed(self, topup: TopUp) -> str:
+        return usd_with_credits(topup.disputed_cents) if topup.disputed_cents else "—"
+
+    @admin.display(description="shortfall", ordering="shortfall_cents")
+    def shortfall(self, topup: TopUp) -> str:
+        return usd_with_credits(topup.shortfall_cents) if topup.shortfall_cents else "—"
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.safestring import SafeString
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -17,8 +18,11 @@ from accounts.billing.forms import CustomTopUpForm, TopUpForm, usd
 from accounts.billing.selectors import recent_entries_for_user, topup_for_user, topups_for_user
 from accounts.billing.stripe_events import StripeEventFailed, stripe_event_process, stripe_event_receive
 from accounts.billing.topups import BillingError, PaymentsUnconfigured, topup_create, topup_sync
-from accounts.models import TopUp
+from accounts.models import TopUp, User
+from generations.pricing import MODE_LABELS
+from generations.reports import daily_spending_for_user
 from seedance_site.api import api_error
+from seedance_site.charts import Series, chart, day_label
 from seedance_site.ratelimits import over_user_limit
 
 logger = logging.getLogger(__name__)
@@ -59,8 +63,27 @@ def _billing_page(
         "max_label": usd(settings.TOPUP_MAX_CENTS),
         "topups": topups,
         "entries": recent_entries_for_user(user=request.user),
+        "spending_chart": spending_chart(user=request.user),
     }
     return render(request, "billing/billing.html", context, status=status)
+
+
+def spending_chart(*, user: User) -> SafeString:
+    """The last 30 days of what the user's videos cost, a bar a day, split by mode."""
+    days, by_mode = daily_spending_for_user(user=user)
+    total = sum(sum(values) for values in by_mode.values())
+    peak_day = max(range(len(days)), key=lambda i: sum(v[i] for v in by_mode.values()))
+    return chart(
+        title=f"What your videos cost, last {len(days)} days",
+        labels=[day_label(day) for day in days],
+        series=[
+            Series(MODE_LABELS[mode].split(" — ")[0], [c / 100 for c in cents], 0 if mode == "std" else 1)
+            for mode, cents in by_mode.items()
+        ],
+        value_format=lambda dollars: usd(round(dollars * 100)),
+        summary=(f"{usd(total)} in all; the most on {day_label(days[peak_day])}." if total else ""),
+        empty="No videos in the last 30 days, so nothing spent yet.",
+    )
 
 
 @login_required

@@ -13,7 +13,7 @@ from generations.models import (
     WebhookDelivery,
 )
 from generations.operations import generation_fail_and_refund, generation_poll_now, generation_retry_submit
-from generations.pricing import format_credits, format_usd
+from generations.pricing import format_credits, format_rate, format_usd
 from generations.services import generation_set_share, video_token
 from generations.templatetags.when import when
 
@@ -106,7 +106,10 @@ class GenerationAdmin(admin.ModelAdmin):
     list_select_related = ("user",)
     list_per_page = 50
     date_hierarchy = "created_at"
-    readonly_fields = ["preview", *(f.name for f in Generation._meta.fields if f.name != "shared")]
+    readonly_fields = [
+        "preview", "cost", "rate", "upstream_cost", "created", "submitted", "finished", "updated",
+        *(f.name for f in Generation._meta.fields if f.name != "shared"),
+    ]  # fmt: skip
     fieldsets = (
         (None, {"fields": ("preview", "prompt", "user", "status", "error", "shared")}),
         (
@@ -124,7 +127,7 @@ class GenerationAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Money", {"fields": ("cost_cents", "cents_per_second", "upstream_amount", "upstream_refunded")}),
+        ("Money", {"fields": ("cost", "rate", "upstream_cost")}),
         (
             "Upstream",
             {
@@ -157,12 +160,12 @@ class GenerationAdmin(admin.ModelAdmin):
                 ),
             },
         ),
-        ("Times", {"fields": ("created_at", "submitted_at", "finished_at", "updated_at")}),
+        ("Times", {"fields": ("created", "submitted", "finished", "updated")}),
     )
     inlines = [GenerationInputInline, OperatorActionInline]
     actions = ["poll_now", "retry_submit", "fail_and_refund"]
 
-    @admin.display(description="id", ordering="id")
+    @admin.display(description="id")
     def short_id(self, obj: Generation) -> str:
         return format_html('<code class="short-id" title="{}">{}</code>', obj.pk, str(obj.pk)[:8])
 
@@ -193,12 +196,32 @@ class GenerationAdmin(admin.ModelAdmin):
     def upstream_cost(self, obj: Generation) -> str:
         if obj.upstream_amount is None:
             return "—"
-        refunded = " (refunded)" if obj.upstream_refunded else ""
-        return f"${obj.upstream_amount:,.2f}{refunded}"
+        if obj.upstream_refunded:
+            return format_html(
+                '<s title="The provider refunded this job">{}</s>', f"${obj.upstream_amount:,.2f}"
+            )
+        return f"${obj.upstream_amount:,.2f}"
 
     @admin.display(description="created", ordering="created_at")
     def created(self, obj: Generation) -> str:
         return when(obj.created_at)
+
+    @admin.display(description="submitted upstream")
+    def submitted(self, obj: Generation) -> str:
+        return when(obj.submitted_at, "long") or "—"
+
+    @admin.display(description="finished")
+    def finished(self, obj: Generation) -> str:
+        return when(obj.finished_at, "long") or "—"
+
+    @admin.display(description="last changed")
+    def updated(self, obj: Generation) -> str:
+        return when(obj.updated_at, "long")
+
+    @admin.display(description="rate")
+    def rate(self, obj: Generation) -> str:
+        billed = obj.input_seconds + obj.duration
+        return f"{format_rate(obj.cents_per_second)} a second × {billed} s"
 
     @admin.display(description="Video")
     def preview(self, obj: Generation) -> str:

@@ -15,6 +15,8 @@ FAILURE_COLORS = (2, 1, 4, 5, 6)
 
 
 def _duration(seconds: float) -> str:
+    if seconds < 10:
+        return f"{seconds:.1f} s"
     seconds = round(seconds)
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
@@ -36,6 +38,7 @@ def overview_charts(d: DailySeries) -> list[SafeString]:
             Series("In progress", active, 0),
         ],
         summary=f"{total:,} generations in {len(labels)} days; {sum(d.by_status['failed']):,} failed.",
+        whole=True,
     )
     failures = chart(
         title="Failures a day, by class",
@@ -46,6 +49,7 @@ def overview_charts(d: DailySeries) -> list[SafeString]:
         ],
         summary=", ".join(f"{cls}: {sum(v):,}" for cls, v in d.failures_by_class.items()) or "No failures.",
         empty="No failures in these days.",
+        whole=True,
     )
     revenue_usd = [cents / 100 for cents in d.revenue_cents]
     upstream_usd = [float(v) for v in d.upstream_spend_usd]

@@ -35,14 +35,18 @@ def day_label(day: date) -> str:
     return f"{day:%b} {day.day}"
 
 
-def _nice_top(peak: float) -> float:
-    """A round top for the scale just above the highest value (1, 2, 2.5, 5 times 10^k)."""
+def _nice_top(peak: float, *, whole: bool = False) -> float:
+    """A round top for the scale just above the highest value (1, 2, 2.5, 5 times 10^k); for counts
+    (`whole`) one whose half is a whole number too (2, 4, 10, 20, 40, 100 …)."""
     if peak <= 0:
-        return 1.0
+        return 2.0 if whole else 1.0
     magnitude = 10 ** (len(str(int(peak))) - 1) if peak >= 1 else 1.0
     while magnitude > peak:
         magnitude /= 10
-    for step in (1, 2, 2.5, 5, 10):
+    steps = (2, 4, 10) if whole else (1, 2, 2.5, 5, 10)
+    if whole and magnitude < 1:
+        magnitude = 1.0
+    for step in steps:
         if step * magnitude >= peak:
             return step * magnitude
     return 10 * magnitude
@@ -61,10 +65,12 @@ def chart(
     kind: str = "stacked",
     summary: str = "",
     empty: str = "Nothing in these days.",
+    whole: bool = False,
 ) -> SafeString:
     """A bar chart, one bar (or group, `kind="grouped"`) per label, or `kind="line"`.
 
-    `summary` is the sentence a screen reader hears before the figures (totals, the peak day).
+    `summary` is the sentence a screen reader hears before the figures (totals, the peak day);
+    `whole` says the values are counts, so the scale's marks are whole numbers.
     """
     if kind not in ("stacked", "grouped", "line"):
         raise ValueError(f"Unknown chart kind {kind!r}.")
@@ -75,7 +81,7 @@ def chart(
         peak = max((sum(s.values[i] or 0 for s in series) for i in range(n)), default=0)
     else:  # a line may have gaps (None: a day with nothing to measure)
         peak = max((v for s in series for v in s.values if v is not None), default=0)
-    top = _nice_top(peak)
+    top = _nice_top(peak, whole=whole)
     slot = WIDTH / n if n else WIDTH
     gap = slot * 0.2
     shapes: list[dict] = []

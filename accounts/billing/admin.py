@@ -5,6 +5,7 @@ import uuid
 from django import forms
 from django.contrib import admin, messages
 from django.forms.models import BaseInlineFormSet
+from django.utils.html import format_html
 
 from accounts.billing.models import CreditAccount, CreditEntry, StripeEvent, TopUp
 from generations.templatetags.money import usd_with_credits
@@ -42,6 +43,13 @@ class EntryMoney:
     @admin.display(description="owed after")
     def owed_now(self, entry: CreditEntry) -> str:
         return usd_with_credits(entry.owed_after) if entry.owed_after else "—"
+
+    @admin.display(description="reference", ordering="reference")
+    def ref(self, entry: CreditEntry) -> str:
+        # "generation:<uuid>" is 47 characters: the kind and the id's first block say enough here.
+        if len(entry.reference) <= 20:
+            return entry.reference or "—"
+        return format_html('<span title="{}">{}…</span>', entry.reference, entry.reference[:19])
 
 
 class CreditEntryInline(EntryMoney, admin.TabularInline):

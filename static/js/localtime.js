@@ -10,7 +10,10 @@
   var formats = {};
   function formatter(style) {
     if (!formats[style]) {
-      var options = Object.assign({ timeZoneName: "short" }, STYLES[style] || STYLES["short"]);
+      // Only the long style names the zone: in a table's narrow column "GMT+1" on every row
+      // would wrap each time onto four lines (the UTC original is the title, on hover).
+      var options = STYLES[style] || STYLES["short"];
+      if (style === "long") options = Object.assign({ timeZoneName: "short" }, options);
       formats[style] = new Intl.DateTimeFormat(undefined, options);
     }
     return formats[style];

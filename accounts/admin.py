@@ -9,6 +9,7 @@ from accounts.billing.admin import CreditEntryInline, GrantCreditsForm
 from accounts.models import ApiToken, EmailNotice, User
 from generations.templatetags.money import usd_with_credits
 from generations.templatetags.when import when
+from seedance_site.admin import local_time
 
 
 class UserCreationForm(AdminUserCreationForm):
@@ -115,7 +116,10 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_display = ("name", "user", "prefix", "created", "last_used", "revoked")
+    created = local_time("created_at", "created")
+    last_used = local_time("last_used_at", "last used")
+    revoked = local_time("revoked_at", "revoked")
     search_fields = ("user__username", "name", "prefix")
     readonly_fields = ("prefix", "token_hash", "created_at", "last_used_at")
     list_select_related = ("user",)
@@ -125,7 +129,9 @@ class ApiTokenAdmin(admin.ModelAdmin):
 class EmailNoticeAdmin(admin.ModelAdmin):
     """Emails people asked for (a video ready or failed, a low balance): what was sent, when."""
 
-    list_display = ("to_email", "kind", "state", "attempts", "created_at", "sent_at")
+    list_display = ("to_email", "kind", "state", "attempts", "created", "sent")
+    created = local_time("created_at", "created")
+    sent = local_time("sent_at", "sent")
     list_filter = ("state", "kind", "created_at")
     search_fields = ("to_email", "user__username", "key", "subject")
     readonly_fields = [f.name for f in EmailNotice._meta.fields]

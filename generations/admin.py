@@ -16,6 +16,7 @@ from generations.operations import generation_fail_and_refund, generation_poll_n
 from generations.pricing import format_credits, format_rate, format_usd
 from generations.services import generation_set_share, video_token
 from generations.templatetags.when import when
+from seedance_site.admin import local_time
 
 
 class OperatorActionInline(admin.TabularInline):
@@ -62,8 +63,11 @@ class UploadAdmin(admin.ModelAdmin):
     """Read-only: uploads are the users' own; the sweeper removes those nobody used."""
 
     list_display = ("id", "preview", "user", "kind", "content_type", "size_bytes", "duration_seconds",
-                    "created_at", "last_used_at", "deleted_at")  # fmt: skip
+                    "created", "last_used", "deleted")  # fmt: skip
     list_filter = ("kind", "content_type", "created_at", "deleted_at")
+    created = local_time("created_at", "created")
+    last_used = local_time("last_used_at", "last used")
+    deleted = local_time("deleted_at", "deleted")
     search_fields = ("=id", "user__username", "original_name")
     list_select_related = ("user",)
     date_hierarchy = "created_at"
@@ -279,7 +283,8 @@ class GenerationAdmin(admin.ModelAdmin):
 
 @admin.register(OperatorAction)
 class OperatorActionAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "operator", "action", "generation", "user", "note")
+    list_display = ("created", "operator", "action", "generation", "user", "note")
+    created = local_time("created_at", "when")
     list_filter = ("action", "operator")
     search_fields = ("operator", "note", "=generation__id", "user__username")
     list_select_related = ("user", "generation")
@@ -308,7 +313,8 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     """What was sent to users' own servers, and what came back: for support, read-only (the owner
     sends a failed one again from their account page)."""
 
-    list_display = ("webhook_id", "user", "event", "state", "attempt_count", "last_status_code", "created_at")
+    list_display = ("webhook_id", "user", "event", "state", "attempt_count", "last_status_code", "created")
+    created = local_time("created_at", "created")
     list_filter = ("state", "event", "created_at")
     search_fields = ("=webhook_id", "=generation__id", "user__username", "url")
     list_select_related = ("user",)

@@ -65,6 +65,17 @@ OVERVIEW_PERMISSION = "generations.view_overview"
 QUEUES_PERMISSION = "generations.manage_queues"
 
 
+def local_time(field: str, description: str) -> Callable[[object, object], str]:
+    """A list column showing a time in the reader's own zone (static/js/localtime.js), sortable."""
+    from generations.templatetags.when import when
+
+    @admin.display(description=description, ordering=field)
+    def column(model_admin: object, obj: object) -> str:
+        return when(getattr(obj, field)) or "—"
+
+    return column
+
+
 def operator_view(permission: str) -> Callable[[View], View]:
     """Staff only (others go to the admin login), and then 403 unless they hold `permission`."""
 

@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from accounts.billing.models import CreditAccount, CreditEntry, StripeEvent, TopUp
 from generations.templatetags.money import usd_with_credits
 from generations.templatetags.when import when
+from seedance_site.admin import local_time
 
 
 class RecentFirstFormSet(BaseInlineFormSet):
@@ -135,7 +136,8 @@ class OwesFilter(admin.SimpleListFilter):
 class CreditAccountAdmin(admin.ModelAdmin):
     """Balances and debts, read-only: only the ledger writes them (grant through the user admin)."""
 
-    list_display = ("owner", "balance", "owed", "created_at")
+    list_display = ("owner", "balance", "owed", "created")
+    created = local_time("created_at", "opened")
     list_filter = (OwesFilter,)
     search_fields = ("owner__username", "owner__email")
     list_select_related = ("owner",)
@@ -231,7 +233,9 @@ class TopUpAdmin(admin.ModelAdmin):
 
 @admin.register(StripeEvent)
 class StripeEventAdmin(admin.ModelAdmin):
-    list_display = ("stripe_id", "type", "state", "attempts", "received_at", "processed_at", "error")
+    list_display = ("stripe_id", "type", "state", "attempts", "received", "processed", "error")
+    received = local_time("received_at", "received")
+    processed = local_time("processed_at", "processed")
     list_filter = ("state", "type", "received_at")
     search_fields = ("stripe_id", "type", "error")
     date_hierarchy = "received_at"

@@ -36,7 +36,7 @@ def test_every_admin_list_opens_with_local_times_and_no_bare_cents(operator, ali
     generations = operator.get("/admin/generations/generation/").content.decode()
     assert re.search(r'<code class="short-id" title="[0-9a-f-]{36}">[0-9a-f]{8}</code>', generations)
     assert re.search(
-        r'<span class="prompt-line" title="(a kite ){39}a kite">(a kite ){12}a kit…</span>', generations
+        r'<span class="prompt-line" title="(a kite ){40}">(a kite ){12}a kit…</span>', generations
     )
     assert '<span title="120 credits">$1.20</span>' in generations
     ledger = operator.get("/admin/accounts/creditentry/").content.decode()

@@ -34,6 +34,7 @@ from generations.services import (
     generation_claim_submit,
     generation_create,
     generation_mark_running,
+    generation_set_share,
     generation_succeed,
 )
 
@@ -163,6 +164,11 @@ def submit(api: ApiClient, prompt: str = "A red fox in fresh snow", **extra: Any
     response = api.post("/api/v1/generations", {"prompt": prompt, "duration": 4, **extra})
     assert response.status_code == 201, response.content
     return Generation.objects.get(pk=response.json()["id"])
+
+
+def public_status(generation: Generation) -> str:
+    """The status a person sees (queued, running, succeeded, failed) as the database has it now."""
+    return Generation.objects.get(pk=generation.pk).public_status
 
 
 def status(generation: Generation) -> str:
@@ -396,3 +402,43 @@ def log_in(page, base: str, username: str) -> None:
     page.fill("#id_password", "pw-" + username * 2)
     page.click("main button[type=submit]")
     page.wait_for_url(f"{base}/")
+
+
+def make_videos(alice, bob) -> dict[str, Generation]:
+    """Real videos and posters through the simulator, in each state a page can show."""
+    specs = {
+        "fox": ("A red fox trots through fresh snow at dawn, slow tracking shot", "std", 5, "16:9"),
+        "drone": ("Aerial drone shot over a misty pine forest at sunrise", "fast", 4, "21:9"),
+        "neon": ("Close-up of rain drops on a neon-lit Tokyo street at night", "std", 6, "9:16"),
+        "boat": ("A paper boat drifts down a stream in spring, macro lens", "fast", 4, "1:1"),
+        "failed": ("[sim:fail] An astronaut cat plays the piano on the moon", "std", 5, "4:3"),
+    }
+    made = {}
+    for name, (prompt, mode, duration, ratio) in specs.items():
+        made[name], _ = generation_create(
+            user=alice, prompt=prompt, mode=mode, duration=duration, aspect_ratio=ratio
+        )
+    made["bob"], _ = generation_create(
+        user=bob,
+        prompt="A lighthouse in a storm, waves crashing",
+        mode="fast",
+        duration=4,
+        aspect_ratio="3:4",
+    )
+    run_jobs(lambda: all(public_status(g) in ("succeeded", "failed") for g in made.values()), timeout=60)
+    run_jobs()  # posters
+    for name in ("fox", "neon", "bob"):
+        generation_set_share(generation=Generation.objects.get(pk=made[name].pk), shared=True)
+    made["running"], _ = generation_create(
+        user=alice,
+        prompt="[sim:never] A hot-air balloon over Cappadocia",
+        mode="std",
+        duration=8,
+        aspect_ratio="16:9",
+    )
+    run_jobs(lambda: public_status(made["running"]) == "running")
+    # Created last and never given to the worker, so it stays queued.
+    made["queued"], _ = generation_create(
+        user=alice, prompt="A koi pond in the rain, top-down view", mode="std", duration=5, aspect_ratio="1:1"
+    )
+    return {name: Generation.objects.get(pk=g.pk) for name, g in made.items()}

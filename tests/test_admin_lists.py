@@ -9,7 +9,7 @@ from django.test import Client
 
 from accounts.services import api_token_create
 from generations.services import generation_create
-from tests.conftest import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 

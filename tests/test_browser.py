@@ -16,8 +16,8 @@ import pytest
 from django.core import mail
 
 from generations.models import Generation
-from generations.services import generation_create, generation_set_share
-from tests.factories import CHROMIUM, SCREENSHOTS, log_in, make_user, play, run_jobs
+from generations.services import generation_create
+from tests.factories import CHROMIUM, SCREENSHOTS, log_in, make_user, make_videos, play, run_jobs
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -262,46 +262,6 @@ def test_without_javascript_the_form_still_generates(live_server, browser, setti
 
 
 # --- Screenshots ---------------------------------------------------------------------------------
-
-
-def make_videos(alice, bob) -> dict[str, Generation]:
-    """Real videos and posters through the simulator, in each state a page can show."""
-    specs = {
-        "fox": ("A red fox trots through fresh snow at dawn, slow tracking shot", "std", 5, "16:9"),
-        "drone": ("Aerial drone shot over a misty pine forest at sunrise", "fast", 4, "21:9"),
-        "neon": ("Close-up of rain drops on a neon-lit Tokyo street at night", "std", 6, "9:16"),
-        "boat": ("A paper boat drifts down a stream in spring, macro lens", "fast", 4, "1:1"),
-        "failed": ("[sim:fail] An astronaut cat plays the piano on the moon", "std", 5, "4:3"),
-    }
-    made = {}
-    for name, (prompt, mode, duration, ratio) in specs.items():
-        made[name], _ = generation_create(
-            user=alice, prompt=prompt, mode=mode, duration=duration, aspect_ratio=ratio
-        )
-    made["bob"], _ = generation_create(
-        user=bob,
-        prompt="A lighthouse in a storm, waves crashing",
-        mode="fast",
-        duration=4,
-        aspect_ratio="3:4",
-    )
-    run_jobs(lambda: all(status_of(g.pk) in ("succeeded", "failed") for g in made.values()), timeout=60)
-    run_jobs()  # posters
-    for name in ("fox", "neon", "bob"):
-        generation_set_share(generation=Generation.objects.get(pk=made[name].pk), shared=True)
-    made["running"], _ = generation_create(
-        user=alice,
-        prompt="[sim:never] A hot-air balloon over Cappadocia",
-        mode="std",
-        duration=8,
-        aspect_ratio="16:9",
-    )
-    run_jobs(lambda: status_of(made["running"].pk) == "running")
-    # Created last and never given to the worker, so it stays queued.
-    made["queued"], _ = generation_create(
-        user=alice, prompt="A koi pond in the rain, top-down view", mode="std", duration=5, aspect_ratio="1:1"
-    )
-    return {name: Generation.objects.get(pk=g.pk) for name, g in made.items()}
 
 
 def test_screenshots_of_every_page(pipeline, live_server, browser, settings):

@@ -12,18 +12,8 @@ import pytest
 
 from accounts.billing.topups import topup_create
 from generations.models import Generation
-from tests.conftest import make_user
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
-    deliver,
-    fake_stripe_fixture,
-    stripe_server_fixture,
-)
-from tests.test_browser import (  # noqa: F401 - `browser`, the fixture
-    CHROMIUM,
-    SCREENSHOTS,
-    browser,
-    make_videos,
-)
+from tests.factories import CHROMIUM, SCREENSHOTS, make_user, make_videos
+from tests.fake_stripe import deliver
 
 LAPTOP = {"width": 1366, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -63,7 +53,7 @@ def test_operator_pages_and_charts_read_well_at_laptop_and_phone_width(
     fake_stripe,
     pipeline,
     live_server,
-    browser,  # noqa: F811 - the fixture
+    browser,
     settings,
 ):
     settings.MAX_ACTIVE_GENERATIONS_PER_USER = 20

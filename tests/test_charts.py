@@ -16,7 +16,7 @@ from generations.models import Generation
 from generations.reports import daily_series, daily_spending_for_user
 from generations.services import generation_create, generation_fail
 from seedance_site.charts import Series, chart
-from tests.conftest import make_user
+from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 

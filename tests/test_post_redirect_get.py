@@ -11,10 +11,6 @@ from accounts.models import ApiToken
 from generations.models import Generation, Upload
 from tests import media
 from tests.factories import generation_row, make_user
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
-    fake_stripe_fixture,
-    stripe_server_fixture,
-)
 
 pytestmark = pytest.mark.django_db
 

@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.requirements-installed
 
-.PHONY: run test venv lint bench clean
+.PHONY: run test venv lint bench mutants clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,5 +34,9 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/pipeline.py
 
+# Mutation testing of the money and status code (tests/MUTATION.md); MODULES=accounts.billing.ledger for one.
+mutants: venv
+	$(BIN)/python tests/mutants.py $(MODULES)
+
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var mutants

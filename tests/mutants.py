@@ -1,0 +1,108 @@
+"""`make mutants`: mutation testing of the money and status code with mutmut (tests/MUTATION.md).
+
+    .venv/bin/python tests/mutants.py                      # every module in [tool.mutmut] only_mutate
+    .venv/bin/python tests/mutants.py accounts.billing.ledger generations.downloads   # some of them
+    .venv/bin/python tests/mutants.py --report             # the table of the last run, nothing run
+
+Runs as on a fresh machine: SQLite and the embedded Redis, whatever DATABASE_URL and REDIS_URL say
+(mutmut's workers would otherwise share one PostgreSQL test database). Each worker process gets a
+database file of its own copied from a template migrated once here (tests/mutation_plugin.py), and a
+Redis database of its own. mutmut runs, for each mutant, only the tests that call the mutated
+function (it maps them in a first, clean run of the tests named in pyproject.toml); results are kept
+in mutants/ and a second run re-tests only what changed. MUTANTS_JOBS sets the number of workers
+(default: the number of CPUs).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from collections import Counter
+from pathlib import Path
+
+from mutmut.stats import status_by_exit_code
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+TEMPLATE = ROOT / "var" / "mutants" / "template.sqlite3"
+
+
+def configured_modules() -> list[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
+    return [path.removesuffix(".py").replace("/", ".") for path in config["only_mutate"]]
+
+
+def migrated_template() -> None:
+    """The test database every worker copies: migrated once, again only when a migration changes."""
+    migrations = [p.stat().st_mtime for p in ROOT.glob("*/**/migrations/*.py")]
+    if TEMPLATE.exists() and TEMPLATE.stat().st_mtime > max(migrations):
+        return
+    TEMPLATE.parent.mkdir(parents=True, exist_ok=True)
+    TEMPLATE.unlink(missing_ok=True)
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{TEMPLATE}", "DJANGO_SECRET_KEY": "mutants-template"}
+    migrate = [BIN / "python", "manage.py", "migrate", "--verbosity", "0"]
+    subprocess.run(migrate, cwd=ROOT, env=env, check=True)
+
+
+def report(modules: list[str]) -> list[dict[str, object]]:
+    rows = []
+    for module in modules:
+        meta = ROOT / "mutants" / (module.replace(".", "/") + ".py.meta")
+        if not meta.exists():
+            continue
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        counts = Counter(status_by_exit_code[code] for code in codes.values())
+        checked = sum(n for s, n in counts.items() if s not in ("not checked", "skipped"))
+        survived = counts["survived"] + counts["no tests"] + counts["suspicious"]
+        rows.append(
+            {
+                "module": module,
+                "mutants": len(codes),
+                **{key: counts[key] for key in ("killed", "survived", "no tests", "timeout", "suspicious")},
+                "not checked": counts["not checked"],
+                "survival": f"{100 * survived / checked:.1f} %" if checked else "-",
+            }
+        )
+    return rows
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    if not rows:
+        print("No results yet: run `make mutants` first.")
+        return
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    print(" | ".join(c.ljust(widths[c]) for c in columns))
+    print("-|-".join("-" * widths[c] for c in columns))
+    for row in rows:
+        print(" | ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    print("\nsurvival = (survived + no tests + suspicious) / checked; a timeout counts as killed.")
+    print("Survivors: `.venv/bin/mutmut results`; one of them: `.venv/bin/mutmut show NAME`.")
+
+
+def main(argv: list[str]) -> int:
+    known = configured_modules()
+    only_report = "--report" in argv
+    modules = [a for a in argv if not a.startswith("-")] or known
+    unknown = sorted(set(modules) - set(known))
+    if unknown:
+        print(f"Not in [tool.mutmut] only_mutate: {', '.join(unknown)}. Known: {', '.join(known)}")
+        return 2
+    if not only_report:
+        for name in ("DATABASE_URL", "REDIS_URL"):
+            os.environ.pop(name, None)
+        migrated_template()
+        os.environ["SEEDANCE_MUTANTS_DB_TEMPLATE"] = str(TEMPLATE)
+        jobs = os.environ.get("MUTANTS_JOBS") or str(os.cpu_count() or 2)
+        patterns = [] if modules == known else [f"{m}.*" for m in modules]
+        started = time.monotonic()
+        done = subprocess.run([BIN / "mutmut", "run", "--max-children", jobs, *patterns], cwd=ROOT)
+        print(f"\nmutmut ran {time.monotonic() - started:.0f} s (exit {done.returncode})\n")
+    print_table(report(modules))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

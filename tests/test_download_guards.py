@@ -18,7 +18,7 @@ class Host:
     """A tiny HTTP server: `routes` maps a path to (status, headers, body); it counts its hits."""
 
     def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
+        self.routes: dict[str, tuple[int, dict[str, str | None], bytes]] = {}
         self.hits: list[str] = []
         host = self
 
@@ -28,7 +28,8 @@ class Host:
                 status, headers, body = host.routes.get(self.path, (404, {}, b"no such path"))
                 self.send_response(status)
                 for name, value in {"Content-Length": str(len(body)), **headers}.items():
-                    self.send_header(name, value)
+                    if value is not None:  # None: leave the header out (the body ends at the close)
+                        self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -107,3 +108,97 @@ def test_a_file_too_short_to_be_an_mp4_is_refused(provider):
     provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4"}, MP4[:11])
     with pytest.raises(DownloadError, match="not an MP4"):
         download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+
+
+# --- what the host answers --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(503, True), (500, True), (429, True), (404, False), (403, False)]
+)
+def test_an_error_answer_is_retried_only_when_it_may_pass(provider, status, retryable):
+    provider.routes["/v.mp4"] = (status, {"Content-Type": "text/plain"}, b"no")
+    with pytest.raises(DownloadError, match=f"answered HTTP {status}") as caught:
+        download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    assert caught.value.retryable is retryable
+
+
+def test_a_page_instead_of_a_video_is_refused_by_its_content_type(provider):
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "Text/HTML; charset=utf-8"}, MP4)
+    with pytest.raises(DownloadError, match="served text/html, not a video") as caught:
+        download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    assert caught.value.retryable is False
+
+
+@pytest.mark.parametrize(
+    "content_type", ["video/mp4; codecs=avc1", "application/octet-stream", "binary/octet-stream"]
+)
+def test_a_video_served_as_bytes_or_with_parameters_is_accepted(provider, content_type):
+    provider.routes["/v.mp4"] = (200, {"Content-Type": content_type}, MP4)
+    tmp, size = download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    tmp.close()
+    assert size == len(MP4)
+
+
+def test_a_video_declared_over_the_cap_is_refused_before_reading_it(provider):
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4"}, MP4)
+    with pytest.raises(
+        DownloadError, match=f"is {len(MP4)} bytes, over the {len(MP4) - 1} byte cap"
+    ) as caught:
+        download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=len(MP4) - 1)
+    assert caught.value.retryable is False
+
+
+def test_a_video_of_exactly_the_cap_is_accepted(provider):
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4", "Content-Length": None}, MP4)
+    tmp, size = download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=len(MP4))
+    with tmp:
+        assert size == len(MP4) and tmp.read(12) == MP4[:12]
+
+
+def test_a_video_growing_past_the_cap_without_saying_its_size_is_cut_off(provider):
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4", "Content-Length": None}, MP4)
+    with pytest.raises(DownloadError, match=f"over the {len(MP4) - 1} byte cap") as caught:
+        download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=len(MP4) - 1)
+    assert caught.value.retryable is False
+
+
+def test_a_download_over_its_time_limit_is_given_up_and_retried_later(provider):
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4"}, MP4)
+    with pytest.raises(DownloadError, match="the download took over") as caught:
+        download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000, max_seconds=1e-9)
+    assert caught.value.retryable is True
+
+
+def test_the_download_reports_progress_after_each_chunk(provider):
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4"}, MP4)
+    calls: list[None] = []
+    tmp, _ = download_to_tempfile(
+        f"{provider.url}/v.mp4", max_bytes=10_000, progress=lambda: calls.append(None)
+    )
+    tmp.close()
+    assert len(calls) >= 1
+
+
+def test_a_redirect_loop_is_given_up_after_three_redirects(provider):
+    provider.routes["/v.mp4"] = (302, {"Location": "/v.mp4"}, b"")
+    with pytest.raises(DownloadError, match="too many redirects") as caught:
+        download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    assert caught.value.retryable is False
+    assert provider.hits == ["/v.mp4"] * 4  # the first request and three redirects
+
+
+def test_a_host_that_refuses_the_connection_is_retried_later(settings):
+    host = Host()
+    url = host.url
+    host.stop()  # nothing listens there any more
+    settings.SHORTAPI_BASE_URL = url
+    with pytest.raises(DownloadError, match="could not fetch the video: ConnectionError") as caught:
+        download_to_tempfile(f"{url}/v.mp4", max_bytes=10_000)
+    assert caught.value.retryable is True
+
+
+def test_a_url_that_is_not_http_is_refused_for_good():
+    with pytest.raises(DownloadError, match="refused the video URL") as caught:
+        download_to_tempfile("file:///etc/passwd", max_bytes=10_000)
+    assert caught.value.retryable is False

@@ -84,6 +84,12 @@ def print_table(rows: list[dict[str, object]]) -> None:
 
 def main(argv: list[str]) -> int:
     known = configured_modules()
+    sys.path.insert(0, str(ROOT))
+    from tests.mutation_plugin import MODULE_TESTS
+
+    if set(known) != set(MODULE_TESTS):
+        print("MODULE_TESTS (tests/mutation_plugin.py) must name the modules of [tool.mutmut] only_mutate")
+        return 2
     only_report = "--report" in argv
     modules = [a for a in argv if not a.startswith("-")] or known
     unknown = sorted(set(modules) - set(known))
@@ -95,11 +101,14 @@ def main(argv: list[str]) -> int:
             os.environ.pop(name, None)
         migrated_template()
         os.environ["SEEDANCE_MUTANTS_DB_TEMPLATE"] = str(TEMPLATE)
+        os.environ["SEEDANCE_MUTANTS_MODULES"] = ",".join(modules)
         jobs = os.environ.get("MUTANTS_JOBS") or str(os.cpu_count() or 2)
         patterns = [] if modules == known else [f"{m}.*" for m in modules]
         started = time.monotonic()
         done = subprocess.run([BIN / "mutmut", "run", "--max-children", jobs, *patterns], cwd=ROOT)
         print(f"\nmutmut ran {time.monotonic() - started:.0f} s (exit {done.returncode})\n")
+        if done.returncode:
+            return done.returncode
     print_table(report(modules))
     return 0
 

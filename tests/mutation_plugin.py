@@ -14,6 +14,36 @@ from pathlib import Path
 import pytest
 
 TEMPLATE = "SEEDANCE_MUTANTS_DB_TEMPLATE"
+MODULES = "SEEDANCE_MUTANTS_MODULES"
+
+# The tests that speak for each module. mutmut runs, for a mutant, the tests that call its function;
+# for the ledger that is nearly every test (each user is given credits), so each module is judged by
+# its own tests only: those written about it. A mutant none of them reaches counts as "no tests".
+MODULE_TESTS = {
+    "accounts.billing.ledger": ["test_ledger", "test_ledger_guards", "test_audit"],
+    "accounts.billing.topups": ["test_billing", "test_stripe_guards"],
+    "accounts.billing.stripe_events": ["test_billing", "test_stripe_guards"],
+    "accounts.billing.views": ["test_billing", "test_stripe_guards", "test_billing_pages"],
+    "generations.services": [
+        "test_status_claims_guard",
+        "test_video_links_guard",
+        "test_cancel",
+        "test_sweeper",
+        "test_polling",
+        "test_api_generations",
+        "test_pipeline",
+    ],
+    "generations.jobs": [
+        "test_status_claims_guard",
+        "test_sweeper",
+        "test_polling",
+        "test_faults",
+        "test_pipeline",
+    ],
+    "generations.user_webhooks": ["test_webhooks"],
+    "generations.webhooks": ["test_pipeline", "test_security"],
+    "generations.downloads": ["test_download_guards", "test_faults"],
+}
 # A mutant's tests never run this long; a claim its process could not give back (killed on timeout)
 # frees itself after this.
 CLAIM_SECONDS = 3600
@@ -58,6 +88,35 @@ def _own_redis_database(settings) -> tuple[str, str] | None:
             settings.CACHES["default"]["LOCATION"] = url
             return test_redis.with_db(url, 0), key
     raise pytest.UsageError("every Redis database of the mutation run's server is taken")
+
+
+def _module_of(mutant: str) -> str | None:
+    for module in MODULE_TESTS:
+        if mutant.startswith(f"{module}.x"):
+            return module
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each module's own tests: for a mutant, its module's; for the clean run, the run's modules'."""
+    if not os.environ.get(TEMPLATE):
+        return
+    mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+    if mutant in ("stats", "fail", "mutant_generation"):
+        return  # mutmut maps every test, and checks that a failing test is seen as one
+    if mutant:
+        module = _module_of(mutant)
+        modules = [module] if module else []
+    else:
+        modules = [m for m in os.environ.get(MODULES, "").split(",") if m in MODULE_TESTS]
+    if not modules:
+        return
+    allowed = {f"tests/{name}.py" for module in modules for name in MODULE_TESTS[module]}
+    keep = [item for item in items if item.nodeid.split("::")[0] in allowed]
+    dropped = [item for item in items if item.nodeid.split("::")[0] not in allowed]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

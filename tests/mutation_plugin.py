@@ -41,7 +41,7 @@ MODULE_TESTS = {
         "test_pipeline",
     ],
     "generations.user_webhooks": ["test_webhooks"],
-    "generations.webhooks": ["test_pipeline", "test_security"],
+    "generations.webhooks": ["test_callback_guard", "test_pipeline", "test_security"],
     "generations.downloads": ["test_download_guards", "test_faults"],
 }
 # A mutant's tests never run this long; a claim its process could not give back (killed on timeout)

@@ -9,6 +9,7 @@ import pytest
 from accounts.billing.audit import audit_mismatches
 from accounts.billing.models import CreditEntry, StripeEvent, TopUp
 from accounts.billing.selectors import credits_for_user
+from accounts.billing.stripe_events import StripeEventFailed, stripe_event_process, stripe_event_receive
 from accounts.billing.topups import BillingError, topup_create, topup_fulfil, topup_refund
 from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
     deliver,
@@ -81,3 +82,86 @@ def test_an_older_refund_report_arriving_late_takes_nothing(fake_stripe, carol):
     assert balance(carol) == 2000 - 1200
     assert topup_refund(charge=older).refunded_cents == 1200
     assert balance(carol) == 2000 - 1200
+
+
+# --- the stored event's life: handled once, a failure kept and tried again -------------------------
+
+
+def test_an_event_is_handled_once_and_again_only_when_forced(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    event = fake_stripe.event("checkout.session.completed", fake_stripe.mark_paid(topup.stripe_session_id))
+    row = stripe_event_receive(event=event)
+    assert stripe_event_receive(event=event).pk == row.pk  # a redelivery finds the first row
+
+    done = stripe_event_process(event_id=row.pk)
+    assert (done.state, done.attempts, done.error) == (
+        StripeEvent.State.PROCESSED,
+        1,
+        f"Top-up {topup.pk}: paid.",
+    )
+    assert done.processed_at is not None
+    assert stripe_event_process(event_id=row.pk).attempts == 1  # done: not handled again
+    forced = stripe_event_process(event_id=row.pk, force=True)
+    assert (forced.state, forced.attempts) == (StripeEvent.State.PROCESSED, 2)
+    assert balance(carol) == 1000  # handled twice, credited once
+
+
+def test_an_event_type_we_do_not_act_on_is_stored_as_ignored(fake_stripe):
+    row = stripe_event_receive(event=fake_stripe.event("customer.created", {"id": "cus_1"}))
+    done = stripe_event_process(event_id=row.pk)
+    assert (done.state, done.error, done.attempts) == (
+        StripeEvent.State.IGNORED,
+        "We do not act on this event type.",
+        1,
+    )
+    assert done.processed_at is not None
+
+
+def test_a_failing_event_is_stored_failed_with_its_error_and_handled_again_next_time(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    session = fake_stripe.mark_paid(topup.stripe_session_id)
+    session["amount_total"] = 999
+    row = stripe_event_receive(event=fake_stripe.event("checkout.session.completed", session))
+
+    with pytest.raises(
+        StripeEventFailed, match=f"Stripe event {row.stripe_id} \\(checkout.session.completed\\)"
+    ):
+        stripe_event_process(event_id=row.pk)
+    row.refresh_from_db()
+    assert (row.state, row.attempts, row.processed_at) == (StripeEvent.State.FAILED, 1, None)
+    assert row.error.startswith("BillingError: Session ")
+    with pytest.raises(StripeEventFailed):
+        stripe_event_process(event_id=row.pk)  # not done: handled again, without force
+    row.refresh_from_db()
+    assert row.attempts == 2
+    assert balance(carol) == 0
+
+
+@pytest.mark.parametrize(
+    ("event_type", "state"),
+    [
+        ("checkout.session.async_payment_failed", TopUp.State.FAILED),
+        ("checkout.session.expired", TopUp.State.EXPIRED),
+    ],
+)
+def test_an_unpaid_session_event_marks_the_topup(fake_stripe, carol, event_type, state):
+    topup = topup_create(user=carol, amount_cents=1000)
+    row = stripe_event_receive(
+        event=fake_stripe.event(event_type, fake_stripe.session(topup.stripe_session_id))
+    )
+    assert stripe_event_process(event_id=row.pk).state == StripeEvent.State.PROCESSED
+    assert TopUp.objects.get(pk=topup.pk).state == state
+
+
+@pytest.mark.parametrize(
+    "event_type",
+    ["checkout.session.completed", "checkout.session.expired", "charge.refunded", "charge.dispute.created"],
+)
+def test_an_event_about_something_not_ours_is_ignored_and_says_so(fake_stripe, event_type):
+    obj = {"id": "cs_or_ch_not_ours", "object": "x", "payment_intent": "pi_not_ours", "metadata": {}}
+    if event_type.startswith("charge.dispute"):
+        obj["id"] = "dp_not_ours"
+    row = stripe_event_receive(event=fake_stripe.event(event_type, obj))
+    done = stripe_event_process(event_id=row.pk)
+    assert done.state == StripeEvent.State.IGNORED
+    assert done.error.startswith("No top-up of ours matches this ")

@@ -15,6 +15,7 @@ in mutants/ and a second run re-tests only what changed. MUTANTS_JOBS sets the n
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -32,6 +33,19 @@ TEMPLATE = ROOT / "var" / "mutants" / "template.sqlite3"
 def configured_modules() -> list[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["mutmut"]
     return [path.removesuffix(".py").replace("/", ".") for path in config["only_mutate"]]
+
+
+def fresh_mutants_dir_if_the_modules_changed(known: list[str]) -> None:
+    """mutmut mutates a file only when its copy in mutants/ is older than the source, so a module
+    newly added to only_mutate (its plain copy already there) would silently never be mutated."""
+    record = ROOT / "mutants" / "seedance-only-mutate.json"
+    if record.exists() and json.loads(record.read_text()) == sorted(known):
+        return
+    if (ROOT / "mutants").exists():
+        print("[tool.mutmut] only_mutate changed: mutants/ is made again from scratch")
+        shutil.rmtree(ROOT / "mutants")
+    record.parent.mkdir()
+    record.write_text(json.dumps(sorted(known)))
 
 
 def migrated_template() -> None:
@@ -99,6 +113,7 @@ def main(argv: list[str]) -> int:
     if not only_report:
         for name in ("DATABASE_URL", "REDIS_URL"):
             os.environ.pop(name, None)
+        fresh_mutants_dir_if_the_modules_changed(known)
         migrated_template()
         os.environ["SEEDANCE_MUTANTS_DB_TEMPLATE"] = str(TEMPLATE)
         os.environ["SEEDANCE_MUTANTS_MODULES"] = ",".join(modules)

@@ -218,3 +218,8 @@ def test_a_charge_never_goes_into_debt(alice):
     with pytest.raises(InsufficientCredits):
         charge(alice, 10_001, "over")
     assert credits_for_user(user=alice).owed_cents == 0
+
+
+def test_a_grant_made_by_the_system_names_nobody_as_its_maker(alice):
+    entry = credits_grant(user=alice, amount_cents=5, reason="signup")
+    assert CreditEntry.objects.get(pk=entry.pk).created_by == ""

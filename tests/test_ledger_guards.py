@@ -223,3 +223,8 @@ def test_a_charge_never_goes_into_debt(alice):
 def test_a_grant_made_by_the_system_names_nobody_as_its_maker(alice):
     entry = credits_grant(user=alice, amount_cents=5, reason="signup")
     assert CreditEntry.objects.get(pk=entry.pk).created_by == ""
+
+
+def test_a_grant_of_one_credit_is_a_grant_and_a_take_back_of_one_an_adjustment(alice):
+    assert credits_grant(user=alice, amount_cents=1, reason="one").kind == CreditEntry.Kind.GRANT
+    assert credits_grant(user=alice, amount_cents=-1, reason="one back").kind == CreditEntry.Kind.ADJUSTMENT

@@ -11,11 +11,7 @@ from accounts.billing.models import CreditEntry, StripeEvent, TopUp
 from accounts.billing.selectors import credits_for_user
 from accounts.billing.stripe_events import StripeEventFailed, stripe_event_process, stripe_event_receive
 from accounts.billing.topups import BillingError, topup_create, topup_fulfil, topup_refund
-from tests.fake_stripe import (  # noqa: F401 - the fixtures `fake_stripe` and `stripe_server`
-    deliver,
-    fake_stripe_fixture,
-    stripe_server_fixture,
-)
+from tests.fake_stripe import deliver
 
 pytestmark = pytest.mark.django_db
 

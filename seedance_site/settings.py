@@ -116,6 +116,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not :memory:, so a worker or a live server in another thread sees the data.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 
+# PostgreSQL: a bounded pool of connections per process (Django 5.2 + psycopg_pool), so a server
+# that starts a thread per request (runserver, which `make run` uses) cannot open one connection
+# per thread and run PostgreSQL out of them under a burst: a request waits up to
+# DATABASE_POOL_TIMEOUT seconds for a free connection instead. Connections go back to the pool at
+# the end of each request and each worker job. DATABASE_POOL_MAX_SIZE=0 turns the pool off
+# (then DATABASE_CONN_MAX_AGE applies, as before).
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=0)
+DATABASE_POOL_TIMEOUT = env_float("DATABASE_POOL_TIMEOUT", 30.0, minimum=0.1)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must not
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 0,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": DATABASE_POOL_TIMEOUT,
+        # Idle connections go after a minute: a quiet process holds none for long.
+        "max_idle": 60.0,
+    }
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -134,6 +152,11 @@ RQ = {
     # A job is enqueued only once the transaction that made its row commits.
     "COMMIT_MODE": "on_db_commit",
 }
+# generations.worker.ThreadedWorker: job loops per worker process, so jobs that wait on the
+# network overlap (bench/RESULTS.md). Give the database pool at least as many connections.
+WORKER_THREADS = env_int("WORKER_THREADS", 8, minimum=1)
+# Count each job type's time in Redis (generations.worker.job_timings; the bench reads it).
+WORKER_JOB_TIMINGS = env_bool("WORKER_JOB_TIMINGS", False)
 
 CACHES = {
     "default": {

@@ -4,6 +4,7 @@ The environment is prepared before the real settings module reads it.
 """
 
 import os
+import sys
 
 from seedance_site import test_redis
 
@@ -25,6 +26,13 @@ if _engine.endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}  # noqa: F405
+    if "pytest" in sys.modules:
+        # The test process itself runs without the connection pool: Django's test cases hold
+        # one connection per thread in a transaction, and the test database is swapped in under
+        # a pool made for the real one. Subprocesses the tests start (workers, servers) import
+        # these settings without pytest, so they keep the pool, as in production.
+        DATABASES["default"]["OPTIONS"].pop("pool", None)  # noqa: F405
+        DATABASES["default"]["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0)  # noqa: F405
 
 # Hashing passwords at full strength makes the suite slow and proves nothing here.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

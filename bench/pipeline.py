@@ -1,13 +1,27 @@
-"""Pipeline benchmark (issue 3): N generations through the real stack with ONE worker.
+"""Pipeline benchmark (issues 3 and 16): generations through the real stack, a few workers at most.
 
-    .venv/bin/python bench/pipeline.py                 # or: make bench
-    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/pipeline.py
+    .venv/bin/python bench/pipeline.py                 # or: make bench (every scenario, both databases)
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/pipeline.py --scenarios burst
+    .venv/bin/python bench/pipeline.py --scale 0.3     # the same scenarios, smaller counts
 
-Starts its own processes — the ShortAPI simulator (upstream time 60 s), gunicorn, one RQ worker
-(`--with-scheduler`), and an embedded Redis unless REDIS_URL is set — in a scratch folder under
-var/bench/, submits N generations through the JSON API, and waits until every one is finished.
-It runs the same load once with RQ's forking Worker and once with SimpleWorker, then measures a
-naive sleep-polling worker at a smaller N, and appends the figures to bench/RESULTS.md.
+Starts its own processes — the ShortAPI simulator, gunicorn (3 processes, 4 threads each), RQ workers
+(`manage.py rqworker default`, the first `--with-scheduler`), and an embedded Redis unless
+REDIS_URL is set — in a scratch folder under var/bench/. DATABASE_URL names a PostgreSQL database
+that is FLUSHED (use one of your own); unset, a SQLite file in the scratch folder.
+
+Scenarios (each a section in bench/RESULTS.md, beside a baseline measured in the same run):
+
+* `burst`: N (300) generations through the JSON API from 16 client threads of one user, 15 s
+  upstream, ONE worker: drain, lag (upstream done → succeeded here), submit latency, and the
+  worker's own time per job type (WORKER_JOB_TIMINGS). Baseline: bench/naive.py, the obvious
+  worker that sleeps while it polls, at a few generations.
+* `throughput`: N (400) generations made in the database at once (no HTTP in front), upstream
+  instant: how many a second ONE worker finishes, end to end.
+* `latency`: 500 ms a call at the simulator (a distant provider), N (200) generations, 1, 2 and 4
+  worker processes: generations a second carried, and how many calls were in flight at once.
+* `inflight`: 1,000 generations in flight on one worker with 60 s upstream.
+
+Every worker class in `--workers` is measured in each scenario.
 """
 
 import argparse
@@ -30,25 +44,22 @@ from common import free_port, pct, wait_http
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 SIM_KEY = "bench-key"
-
-
-
-
-
-
+RESULTS = ROOT / "bench" / "RESULTS.md"
+JOB_TYPES = ("submit", "poll", "fetch", "make_poster")
 
 
 class Stack:
-    """One scratch environment: database, Redis, simulator, gunicorn. Workers come and go."""
+    """One scratch environment: database, Redis, gunicorn. The simulator and workers come and go."""
 
-    def __init__(self, workdir: Path, upstream_seconds: float) -> None:
+    def __init__(self, workdir: Path, web_workers: int = 3) -> None:
         self.workdir = workdir
         self.processes: list[subprocess.Popen] = []
         self.sim_port = free_port()
         self.web_port = free_port()
         self.sim_url = f"http://127.0.0.1:{self.sim_port}"
         self.web_url = f"http://127.0.0.1:{self.web_port}"
-        self.upstream_seconds = upstream_seconds
+        self.web_workers = web_workers
+        self.simulator: subprocess.Popen | None = None
         self.env = {
             **os.environ,
             "SEEDANCE_VAR_DIR": str(workdir),
@@ -65,6 +76,7 @@ class Stack:
             "API_IP_RATE_LIMIT": "1000000/m",
             "MEDIA_ROOT": str(workdir / "media"),
             "LOG_LEVEL": "WARNING",
+            "WORKER_JOB_TIMINGS": "1",
             "PYTHONPATH": str(ROOT),
         }
         self.env.pop("DJANGO_DEBUG", None)
@@ -82,7 +94,7 @@ class Stack:
         process = subprocess.Popen(
             args, cwd=ROOT, env={**self.env, **env}, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=open(self.workdir / "stderr.log", "ab"),
-        )
+        )  # fmt: skip
         self.processes.append(process)
         return process
 
@@ -96,48 +108,47 @@ class Stack:
             embedded_redis.VAR_DIR = self.workdir
             self.redis_process = embedded_redis.start()
             self.env["REDIS_URL"] = embedded_redis.url()
-        self.reset_database()
-        self.spawn(
-            [PYTHON, "manage.py", "shortapi_simulator", "--port", str(self.sim_port), "--key", SIM_KEY,
-             "--no-prompt-on-screen", "--job-seconds", str(self.upstream_seconds),
-             "--cache-dir", str(ROOT / "var" / "simulator")]
-        )
-        self.spawn(
-            [PYTHON, "-m", "gunicorn", "seedance_site.wsgi", "-w", "3", "--threads", "4", "-b",
-             f"127.0.0.1:{self.web_port}", "--log-level", "warning"]
-        )
-        wait_http(self.sim_url + "/_sim/stats")
-        wait_http(self.web_url + "/healthz")
-
-    def reset_database(self) -> None:
         url = os.environ.get("DATABASE_URL")
         if url is None:
-            (self.workdir / "db.sqlite3").unlink(missing_ok=True)
             self.env["DATABASE_URL"] = f"sqlite:///{self.workdir / 'db.sqlite3'}"
         self.manage("migrate", "--noinput")
+        self.spawn(
+            [PYTHON, "-m", "gunicorn", "seedance_site.wsgi", "-w", str(self.web_workers), "--threads", "4",
+             "-b", f"127.0.0.1:{self.web_port}", "--log-level", "warning"]
+        )  # fmt: skip
+        wait_http(self.web_url + "/healthz")
 
-    def fresh_round(self) -> tuple[str, str]:
-        """An empty database and Redis, a user with credits and a token."""
+    def start_simulator(self, upstream_seconds: float, latency: float) -> None:
+        if self.simulator is not None:
+            self.stop_process(self.simulator)
+            self.processes.remove(self.simulator)
+        self.simulator = self.spawn(
+            [PYTHON, "manage.py", "shortapi_simulator", "--port", str(self.sim_port), "--key", SIM_KEY,
+             "--no-prompt-on-screen", "--job-seconds", str(upstream_seconds), "--latency", str(latency),
+             "--cache-dir", str(ROOT / "var" / "simulator")]
+        )  # fmt: skip
+        wait_http(self.sim_url + "/_sim/stats")
+
+    def fresh_round(self) -> str:
+        """An empty database and Redis, a user with credits; returns an API token."""
         self.manage("flush", "--noinput")
         import redis
 
         redis.Redis.from_url(self.env["REDIS_URL"]).flushdb()
         requests.post(self.sim_url + "/_sim/reset", timeout=5)
         self.manage("shell", "-c", "from accounts.models import User; User.objects.create_user('bench')")
-        self.manage("grant_credits", "bench", "100000000", "--reason", "benchmark")
-        token = self.manage("create_api_token", "bench").strip().splitlines()[-1]
-        return "bench", token
+        self.manage("grant_credits", "bench", "1000000000", "--reason", "benchmark")
+        return self.manage("create_api_token", "bench").strip().splitlines()[-1]
 
-    def worker(self, worker_class: str) -> subprocess.Popen:
-        return self.spawn(
-            [PYTHON, "manage.py", "rqworker", "default", "--with-scheduler"], RQ_WORKER_CLASS=worker_class
-        )
+    def worker(self, worker_class: str, *, scheduler: bool = True) -> subprocess.Popen:
+        args = [PYTHON, "manage.py", "rqworker", "default"] + (["--with-scheduler"] if scheduler else [])
+        return self.spawn(args, RQ_WORKER_CLASS=worker_class)
 
     def stop_process(self, process: subprocess.Popen) -> None:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
@@ -150,24 +161,16 @@ class Stack:
             self.redis_process.wait()
 
 
-class MemorySampler(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid = pid
-        self.peak = 0
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                parent = psutil.Process(self.pid)
-                total = parent.memory_info().rss + sum(
-                    c.memory_info().rss for c in parent.children(recursive=True)
-                )
-                self.peak = max(self.peak, total)
-            except psutil.Error:
-                pass
-            time.sleep(0.1)
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its live children so far."""
+    try:
+        parent = psutil.Process(pid)
+        total = sum(parent.cpu_times()[:2])
+        for child in parent.children(recursive=True):
+            total += sum(child.cpu_times()[:2])
+        return total
+    except psutil.Error:
+        return 0.0
 
 
 def django_setup(stack: Stack) -> None:
@@ -178,22 +181,67 @@ def django_setup(stack: Stack) -> None:
     django.setup()
 
 
-def run_pipeline(stack: Stack, n: int, worker_class: str) -> dict:
+def wait_drained(ids: list[str], t0: float, limit: float = 3600) -> float:
     from django.db import connection
 
     from generations.models import Generation
 
-    _, token = stack.fresh_round()
-    connection.close()
-    worker = stack.worker(worker_class)
-    sampler = MemorySampler(worker.pid)
-    sampler.start()
-    time.sleep(2)  # let the worker register and take the scheduler lock
+    while Generation.objects.filter(pk__in=ids, status__in=Generation.ACTIVE).exists():
+        connection.close()
+        if time.time() - t0 > limit:
+            raise RuntimeError(f"the pipeline did not drain in {limit:.0f} s")
+        time.sleep(0.2)
+    return time.time()
 
+
+def outcome(stack: Stack, ids: list[str], n: int) -> dict:
+    """What the database and the simulator say about a finished round."""
+    import redis
+
+    from generations.models import Generation
+    from generations.worker import job_timings
+
+    listing = requests.get(stack.sim_url + "/_sim/jobs", timeout=60).json()["jobs"]
+    sim_jobs = {job["job_id"]: job for job in listing}
+    stats = requests.get(stack.sim_url + "/_sim/stats", timeout=5).json()
+    rows = list(Generation.objects.filter(pk__in=ids).values("status", "upstream_job_id", "finished_at"))
+    lags = []
+    for row in rows:
+        job = sim_jobs.get(row["upstream_job_id"])
+        if job and job.get("finished_at") and row["finished_at"]:
+            upstream_done = datetime.fromisoformat(job["finished_at"].replace("Z", "+00:00"))
+            lags.append((row["finished_at"] - upstream_done).total_seconds())
+    timings = job_timings(redis.Redis.from_url(stack.env["REDIS_URL"]))
+    per_type = {}
+    for name, t in timings.items():
+        short = name.rsplit(".", 1)[-1]
+        per_type[short] = {
+            "jobs": int(t["count"]),
+            "ms_per_job": 1000 * t["seconds"] / max(t["count"], 1),
+            "ms_per_generation": 1000 * t["seconds"] / n,
+        }
+    statuses = [r["status"] for r in rows]
+    return {
+        "succeeded": statuses.count("succeeded"),
+        "failed": statuses.count("failed"),
+        "lag_p50": pct(lags, 50),
+        "lag_p95": pct(lags, 95),
+        "calls_per_generation": (stats["create_calls"] + stats["query_calls"]) / n,
+        "peak_concurrent_calls": stats.get("peak_concurrent_calls"),
+        "job_types": per_type,
+        "worker_ms_per_generation": sum(
+            v["ms_per_generation"] for k, v in per_type.items() if k in JOB_TYPES
+        ),
+    }
+
+
+def submit_burst(stack: Stack, token: str, n: int, clients: int = 16) -> tuple[list[str], list[float], int]:
     latencies: list[float] = []
+    errors = 0
     local = threading.local()
 
-    def submit(i: int) -> str:
+    def submit(i: int) -> str | None:
+        nonlocal errors
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
         started = time.perf_counter()
@@ -201,54 +249,106 @@ def run_pipeline(stack: Stack, n: int, worker_class: str) -> dict:
             stack.web_url + "/api/v1/generations",
             json={"prompt": f"bench clip {i}: a lighthouse at dusk", "duration": 4, "mode": "fast"},
             headers={"Authorization": f"Bearer {token}"},
-            timeout=60,
+            timeout=120,
         )
         latencies.append(time.perf_counter() - started)
-        response.raise_for_status()
+        if response.status_code != 201:
+            errors += 1
+            return None
         return response.json()["id"]
 
+    with ThreadPoolExecutor(clients) as pool:
+        ids = [gid for gid in pool.map(submit, range(n)) if gid]
+    return ids, latencies, errors
+
+
+def run_burst(stack: Stack, n: int, worker_class: str, upstream: float, latency: float = 0.0) -> dict:
+    from django.db import connection
+
+    stack.start_simulator(upstream, latency)
+    token = stack.fresh_round()
+    connection.close()
+    worker = stack.worker(worker_class)
+    time.sleep(2)  # let the worker register and take the scheduler lock
+    cpu0 = cpu_seconds(worker.pid)
     t0 = time.time()
-    with ThreadPoolExecutor(16) as pool:
-        ids = list(pool.map(submit, range(n)))
+    ids, latencies, errors = submit_burst(stack, token, n)
     submitted = time.time()
-    while Generation.objects.filter(pk__in=ids, status__in=Generation.ACTIVE).exists():
-        time.sleep(0.5)
-        if time.time() - t0 > 3600:
-            raise RuntimeError("the pipeline did not drain in an hour")
-        connection.close()
-    done = time.time()
-    sampler.stopped.set()
+    done = wait_drained(ids, t0)
+    cpu = cpu_seconds(worker.pid) - cpu0
+    result = outcome(stack, ids, n)
     stack.stop_process(worker)
     stack.processes.remove(worker)
-
-    listing = requests.get(stack.sim_url + "/_sim/jobs", timeout=30).json()["jobs"]
-    sim_jobs = {job["job_id"]: job for job in listing}
-    stats = requests.get(stack.sim_url + "/_sim/stats", timeout=5).json()
-    lags = []
-    rows = Generation.objects.filter(pk__in=ids).values("status", "upstream_job_id", "finished_at")
-    statuses = [r["status"] for r in rows]
-    for row in rows:
-        job = sim_jobs.get(row["upstream_job_id"])
-        if job and job.get("finished_at") and row["finished_at"]:
-            upstream_done = datetime.fromisoformat(job["finished_at"].replace("Z", "+00:00"))
-            lags.append((row["finished_at"] - upstream_done).total_seconds())
     return {
+        "scenario": "burst",
         "worker": worker_class.rsplit(".", 1)[-1],
         "n": n,
-        "succeeded": statuses.count("succeeded"),
-        "failed": statuses.count("failed"),
+        "upstream": upstream,
+        "submit_errors": errors,
         "submit_seconds": submitted - t0,
         "drain_seconds": done - t0,
         "submit_p50_ms": pct(latencies, 50) * 1000,
         "submit_p95_ms": pct(latencies, 95) * 1000,
-        "lag_p50": pct(lags, 50),
-        "lag_p95": pct(lags, 95),
-        "calls_per_generation": (stats["create_calls"] + stats["query_calls"]) / n,
-        "peak_rss_mb": sampler.peak / 1024 / 1024,
+        "worker_cpu_ms_per_generation": 1000 * cpu / n,
+        **result,
     }
 
 
-def run_naive(stack: Stack, n: int) -> dict:
+def create_directly(n: int) -> list[str]:
+    """N generations made by the service itself (credits held, submit queued), as fast as the
+    database takes them: the worker, not the web tier, is what is measured."""
+    from accounts.models import User
+    from generations.services import generation_create
+
+    user = User.objects.get(username="bench")
+    made = []
+    for i in range(n):
+        generation, _ = generation_create(
+            user=user, prompt=f"direct {i}", mode="fast", duration=4, aspect_ratio="16:9"
+        )
+        made.append(str(generation.pk))
+    return made
+
+
+def run_direct(
+    stack: Stack, n: int, worker_class: str, *, workers: int, upstream: float, latency: float, scenario: str
+) -> dict:
+    """N generations queued before any worker starts; then `workers` worker processes drain them."""
+    import redis
+    from django.db import connection
+
+    stack.start_simulator(upstream, latency)
+    stack.fresh_round()
+    # Enqueued while no worker listens: the clock starts when the workers do.
+    ids = create_directly(n)
+    connection.close()
+    redis.Redis.from_url(stack.env["REDIS_URL"]).delete("seedance:job-timings")
+    t0 = time.time()
+    procs = [stack.worker(worker_class, scheduler=(i == 0)) for i in range(workers)]
+    cpu0 = sum(cpu_seconds(p.pid) for p in procs)
+    done = wait_drained(ids, t0)
+    cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu0
+    result = outcome(stack, ids, n)
+    for p in procs:
+        stack.stop_process(p)
+        stack.processes.remove(p)
+    drain = done - t0
+    # Start-up of the worker process (Django, 1 to 2 s) counts against it: the rate is a floor.
+    return {
+        "scenario": scenario,
+        "worker": worker_class.rsplit(".", 1)[-1],
+        "workers": workers,
+        "n": n,
+        "upstream": upstream,
+        "latency": latency,
+        "drain_seconds": drain,
+        "generations_per_second": n / max(drain - upstream, 0.001),
+        "worker_cpu_ms_per_generation": 1000 * cpu / n,
+        **result,
+    }
+
+
+def run_naive(stack: Stack, n: int, upstream: float) -> dict:
     import django_rq
     from django.db import connection
     from django.utils import timezone
@@ -256,6 +356,7 @@ def run_naive(stack: Stack, n: int) -> dict:
     from accounts.models import User
     from generations.models import Generation
 
+    stack.start_simulator(upstream, 0.0)
     stack.fresh_round()
     user = User.objects.get(username="bench")
     ids = []
@@ -263,7 +364,7 @@ def run_naive(stack: Stack, n: int) -> dict:
         generation = Generation.objects.create(
             user=user, prompt=f"naive {i}", mode="fast", duration=4, aspect_ratio="16:9", cost_cents=80,
             cents_per_second=20, deadline_at=timezone.now(),
-        )
+        )  # fmt: skip
         ids.append(str(generation.pk))
     queue = django_rq.get_queue("default")
     t0 = time.time()
@@ -279,74 +380,162 @@ def run_naive(stack: Stack, n: int) -> dict:
     return {"n": n, "drain_seconds": done - t0, "per_generation_seconds": (done - t0) / n}
 
 
-def write_results(upstream: float, results: list[dict], naive: dict, database: str, redis_kind: str) -> str:
-    n = results[0]["n"]
-    naive_projected = naive["per_generation_seconds"] * n
-    lines = [
-        f"## Pipeline — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-        "",
-        f"{n} generations submitted through the JSON API (16 client threads) against the simulator with "
-        f"{upstream:.0f} s upstream time, ONE RQ worker; {database}, {redis_kind}. "
-        f"Baseline, measured in the same run: a naive sleep-polling worker at N={naive['n']} "
-        f"({naive['per_generation_seconds']:.1f} s per generation, "
-        f"so {naive_projected / 60:.0f} min for {n}).",
-        "",
-        "| worker | ok / failed | drain | drain ÷ ideal | naive ÷ this | lag p50 / p95 "
-        "| upstream calls per gen | submit p50 / p95 | worker peak RSS |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r['worker']} | {r['succeeded']} / {r['failed']} | {r['drain_seconds']:.1f} s "
-            f"| {r['drain_seconds'] / upstream:.2f}× | {naive_projected / r['drain_seconds']:.0f}× "
-            f"| {r['lag_p50']:.2f} s / {r['lag_p95']:.2f} s | {r['calls_per_generation']:.2f} "
-            f"| {r['submit_p50_ms']:.0f} ms / {r['submit_p95_ms']:.0f} ms | {r['peak_rss_mb']:.0f} MB |"
-        )
-    lines += [
-        "",
-        "Ideal = the upstream time (every job runs in parallel upstream). *lag* = from the simulator "
-        "finishing a job to the generation being `succeeded` here (callback → poll → download). "
-        "Worker RSS includes forked work horses.",
-        "",
-    ]
-    text = "\n".join(lines)
-    results_path = ROOT / "bench" / "RESULTS.md"
-    # Append only: another benchmark may be writing its own section at the same time.
-    with results_path.open("a") as results:
-        results.write("\n" + text)
-    return text
+# --- The report -------------------------------------------------------------------------------
+
+
+def fmt_types(r: dict) -> str:
+    parts = []
+    for name in JOB_TYPES:
+        t = r["job_types"].get(name)
+        if t:
+            parts.append(f"{name} {t['ms_per_job']:.0f} ms×{t['jobs'] / r['n']:.2f}")
+    return ", ".join(parts)
+
+
+def report(runs: list[dict], naive: dict | None, context: str) -> str:
+    lines = [f"## Pipeline — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", "", context, ""]
+    bursts = [r for r in runs if r["scenario"] == "burst"]
+    if bursts:
+        n, upstream = bursts[0]["n"], bursts[0]["upstream"]
+        lines += [
+            f"**Burst**: {n} generations through the JSON API (16 client threads, one user), "
+            f"{upstream:.0f} s upstream, ONE worker. Targets: drain ≤ upstream + 30 s, lag p95 ≤ 2 s, "
+            "submit p95 ≤ 100 ms, worker time ≤ 40 ms a generation.",
+        ]
+        if naive:
+            lines.append(
+                f"Baseline, same run: bench/naive.py (sleep-polling worker) at N={naive['n']}: "
+                f"{naive['per_generation_seconds']:.1f} s a generation, "
+                f"so {naive['per_generation_seconds'] * n:.0f} s for {n}."
+            )
+        lines += [
+            "",
+            "| database | worker | ok / failed / 5xx | drain | drain − upstream | naive ÷ this "
+            "| lag p50 / p95 | submit p50 / p95 | worker ms / gen (jobs) | worker CPU ms / gen "
+            "| per job type (ms × jobs per gen) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in bursts:
+            ratio = f"{naive['per_generation_seconds'] * r['n'] / r['drain_seconds']:.0f}×" if naive else "–"
+            lines.append(
+                f"| {r['database']} | {r['worker']} "
+                f"| {r['succeeded']} / {r['failed']} / {r['submit_errors']} "
+                f"| {r['drain_seconds']:.1f} s | {r['drain_seconds'] - r['upstream']:.1f} s | {ratio} "
+                f"| {r['lag_p50']:.2f} s / {r['lag_p95']:.2f} s "
+                f"| {r['submit_p50_ms']:.0f} ms / {r['submit_p95_ms']:.0f} ms "
+                f"| {r['worker_ms_per_generation']:.0f} | {r['worker_cpu_ms_per_generation']:.0f} "
+                f"| {fmt_types(r)} |"
+            )
+        lines.append("")
+    direct = [r for r in runs if r["scenario"] in ("throughput", "latency", "inflight")]
+    if direct:
+        lines += [
+            "**Worker rate**: N generations queued in the database at once (no web tier), then W worker "
+            "processes start. gen/s = N ÷ (drain − upstream), worker start-up included. "
+            "*peak calls* = most calls the simulator had in progress at once.",
+            "",
+            "| scenario | database | worker | W | N | upstream | latency / call | ok / failed | drain "
+            "| gen/s | lag p50 / p95 | worker ms / gen (jobs) | worker CPU ms / gen | peak calls "
+            "| per job type |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in direct:
+            lines.append(
+                f"| {r['scenario']} | {r['database']} | {r['worker']} | {r['workers']} | {r['n']} "
+                f"| {r['upstream']:.0f} s | {r['latency'] * 1000:.0f} ms | {r['succeeded']} / {r['failed']} "
+                f"| {r['drain_seconds']:.1f} s | {r['generations_per_second']:.1f} "
+                f"| {r['lag_p50']:.2f} s / {r['lag_p95']:.2f} s | {r['worker_ms_per_generation']:.0f} "
+                f"| {r['worker_cpu_ms_per_generation']:.0f} | {r['peak_concurrent_calls']} | {fmt_types(r)} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--n", type=int, default=500)
-    parser.add_argument("--upstream-seconds", type=float, default=60)
+    parser.add_argument("--scenarios", default="burst,throughput,latency")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every N (0.3: a quick run)")
+    parser.add_argument("--burst-n", type=int, default=300)
+    parser.add_argument("--burst-upstream", type=float, default=15)
+    parser.add_argument("--throughput-n", type=int, default=400)
+    parser.add_argument("--latency-n", type=int, default=200)
+    parser.add_argument("--latency", type=float, default=0.5, help="seconds a call in the latency scenario")
+    parser.add_argument("--latency-workers", default="1,2,4")
+    parser.add_argument("--inflight-n", type=int, default=1000)
+    parser.add_argument("--inflight-upstream", type=float, default=60)
     parser.add_argument("--naive-n", type=int, default=3)
     parser.add_argument(
-        "--workers", default="generations.worker.Worker,generations.worker.SimpleWorker",
+        "--workers", default="generations.worker.ThreadedWorker",
         help="comma-separated worker classes to measure",
-    )
+    )  # fmt: skip
+    parser.add_argument("--json", help="also write every figure to this file")
+    parser.add_argument("--no-results", action="store_true", help="print without appending to RESULTS.md")
     args = parser.parse_args()
+    scale = lambda n: max(1, round(n * args.scale))  # noqa: E731
+    scenarios = args.scenarios.split(",")
     workdir = ROOT / "var" / "bench" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    stack = Stack(workdir, args.upstream_seconds)
+    stack = Stack(workdir)
     redis_kind = "Redis at REDIS_URL" if os.environ.get("REDIS_URL") else "embedded Redis"
+    runs: list[dict] = []
+    naive = None
     try:
         stack.start()
         django_setup(stack)
-        results = []
-        for worker_class in args.workers.split(","):
-            print(f"pipeline: {args.n} generations, {worker_class} ...", flush=True)
-            results.append(run_pipeline(stack, args.n, worker_class))
-            print(json.dumps(results[-1], indent=1), flush=True)
-        print(f"naive baseline: {args.naive_n} generations ...", flush=True)
-        naive = run_naive(stack, args.naive_n)
-        print(json.dumps(naive), flush=True)
         from django.db import connection
 
-        database = f"{connection.vendor} database"
-        print(write_results(args.upstream_seconds, results, naive, database, redis_kind))
+        database = connection.vendor
+        for worker_class in args.workers.split(","):
+            plan: list = []
+            if "burst" in scenarios:
+                plan.append(
+                    lambda wc=worker_class: run_burst(stack, scale(args.burst_n), wc, args.burst_upstream)
+                )
+            if "throughput" in scenarios:
+                plan.append(
+                    lambda wc=worker_class: run_direct(
+                        stack, scale(args.throughput_n), wc, workers=1, upstream=0, latency=0,
+                        scenario="throughput",
+                    )
+                )  # fmt: skip
+            if "latency" in scenarios:
+                for w in [int(x) for x in args.latency_workers.split(",")]:
+                    plan.append(
+                        lambda w=w, wc=worker_class: run_direct(
+                            stack, scale(args.latency_n), wc, workers=w, upstream=2,
+                            latency=args.latency, scenario="latency",
+                        )
+                    )  # fmt: skip
+            if "inflight" in scenarios:
+                plan.append(
+                    lambda wc=worker_class: run_direct(
+                        stack, scale(args.inflight_n), wc, workers=1,
+                        upstream=args.inflight_upstream, latency=0, scenario="inflight",
+                    )
+                )  # fmt: skip
+            for step in plan:
+                result = step()
+                result["database"] = database
+                runs.append(result)
+                print(json.dumps(result), flush=True)
+        if "burst" in scenarios and args.naive_n:
+            print(f"naive baseline: {args.naive_n} generations ...", flush=True)
+            naive = run_naive(stack, args.naive_n, args.burst_upstream)
+            print(json.dumps(naive), flush=True)
+        context = (
+            f"`bench/pipeline.py --scenarios {args.scenarios} --scale {args.scale}`; "
+            f"{database}, {redis_kind}; "
+            f"gunicorn 3×4 threads; worker settings as shipped (WORKER_THREADS, DATABASE_POOL_MAX_SIZE "
+            "defaults unless the environment set them). Machine: 2 cores shared with other work."
+        )
+        text = report(runs, naive, context)
+        print(text)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"runs": runs, "naive": naive}, indent=1))
+        if not args.no_results:
+            with RESULTS.open("a") as results:  # append only: another bench may write its own section
+                results.write("\n" + text)
     finally:
         stack.stop()
         shutil.rmtree(workdir / "media", ignore_errors=True)

@@ -836,8 +836,13 @@ class Simulator:
         echo_request: bool = True,
         prompt_on_screen: bool = True,
         verbose: bool = False,
+        latency: float = 0.0,
     ) -> None:
         self.api_key = api_key
+        # Seconds every API call and video download waits before it is answered (a distant provider).
+        self.latency = float(latency)
+        self._in_flight = 0
+        self._peak_in_flight = 0
         self.job_seconds = float(job_seconds)
         self.host = _loopback_bind_host(host)
         self.port = port
@@ -934,6 +939,7 @@ class Simulator:
             )
             totals = {name: self._counts[name] for name in names}
             totals["jobs"] = len(self.jobs)
+            totals["peak_concurrent_calls"] = self._peak_in_flight
         return totals
 
     def finish(self, job_id: str, status: int = 2) -> bool:
@@ -953,6 +959,7 @@ class Simulator:
             self._due.clear()
             self._counts.clear()
             self._prompt_calls.clear()
+            self._peak_in_flight = self._in_flight
 
     def job_summaries(self) -> list[dict[str, Any]]:
         now = time.time()
@@ -1025,6 +1032,34 @@ class Simulator:
     def handle(self, method: str, path: str, headers: dict[str, str], body: bytes, client: str) -> _Reply:
         parts = urlsplit(path)
         route = parts.path.rstrip("/") or "/"
+        if route.startswith(("/api/", "/files/")):
+            return self._upstream_call(method, route, parts, headers, body)
+        if route.startswith("/_sim/"):
+            if not ipaddress.ip_address(client).is_loopback:
+                return _json_reply({"code": 403, "message": "control API is loopback only"}, 403)
+            return self._control(method, route.removeprefix("/_sim/"), body)
+        return _json_reply({"code": 404, "message": "not found"}, 404)
+
+    def _upstream_call(
+        self, method: str, route: str, parts: Any, headers: dict[str, str], body: bytes
+    ) -> _Reply:
+        """A call the real provider would answer from across the internet: it waits `latency`
+        seconds first (the round trips of a distant API), and counts how many are in progress at
+        once (`peak_concurrent_calls`: whether a worker overlaps its calls or makes them in series)."""
+        with self._lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+        try:
+            if self.latency > 0:
+                self._stopping.wait(self.latency)
+            return self._route_upstream(method, route, parts, headers, body)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    def _route_upstream(
+        self, method: str, route: str, parts: Any, headers: dict[str, str], body: bytes
+    ) -> _Reply:
         if route == "/api/v1/job/create":
             return self._create(headers, body) if method == "POST" else self._not_allowed()
         if route == "/api/v1/job/query":
@@ -1035,10 +1070,6 @@ class Simulator:
                 if method in ("GET", "HEAD")
                 else self._not_allowed()
             )
-        if route.startswith("/_sim/"):
-            if not ipaddress.ip_address(client).is_loopback:
-                return _json_reply({"code": 403, "message": "control API is loopback only"}, 403)
-            return self._control(method, route.removeprefix("/_sim/"), body)
         return _json_reply({"code": 404, "message": "not found"}, 404)
 
     @staticmethod

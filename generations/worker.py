@@ -1,19 +1,29 @@
-"""The RQ worker classes. They add one thing to RQ's: the sweeper runs every minute.
+"""The RQ worker classes. They add to RQ's: the sweeper runs every minute; the time each job
+takes can be counted per job type (WORKER_JOB_TIMINGS, read by bench/pipeline.py); and
+`ThreadedWorker` runs several job loops in one process.
 
 The sweeper books its own next run at the next whole minute under a job id named for that
 minute, so any number of workers booking it at once still make one run per minute.
 Maintenance (at start and every 10 minutes) books it again in case Redis lost it.
 """
 
+import logging
+import threading
 import time
 from datetime import UTC, datetime
 
 import django_rq
-from django.db import close_old_connections
+from django.conf import settings
+from django.db import close_old_connections, connections
 from rq import SimpleWorker as RQSimpleWorker
 from rq import Worker as RQWorker
+from rq.timeouts import TimerDeathPenalty
+
+logger = logging.getLogger(__name__)
 
 SWEEP_EVERY = 60
+# A Redis hash: "<function>:count" and "<function>:seconds" for every job a worker ran.
+JOB_TIMINGS_KEY = "seedance:job-timings"
 
 
 def schedule_sweeper() -> None:
@@ -25,6 +35,15 @@ def schedule_sweeper() -> None:
         result_ttl=300,
         failure_ttl=86400,
     )
+
+
+def job_timings(connection) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+    """{function: {"count": n, "seconds": total}} as the workers counted them."""
+    timings: dict[str, dict[str, float]] = {}
+    for field, value in connection.hgetall(JOB_TIMINGS_KEY).items():
+        name, _, kind = field.decode().rpartition(":")
+        timings.setdefault(name, {"count": 0, "seconds": 0.0})[kind] = float(value)
+    return timings
 
 
 class _SweeperMixin:
@@ -39,11 +58,90 @@ class Worker(_SweeperMixin, RQWorker):
 
 class SimpleWorker(_SweeperMixin, RQSimpleWorker):
     """Runs jobs in the worker process itself: no fork per job, so no fresh database connection
-    per job. A long-lived process must drop connections that the database has closed."""
+    per job. A long-lived process must drop connections that the database has closed (and, with
+    the PostgreSQL pool, gives its connection back between jobs)."""
 
     def execute_job(self, job, queue) -> None:  # type: ignore[no-untyped-def]
+        started = time.perf_counter()
         close_old_connections()
         try:
             super().execute_job(job, queue)
         finally:
             close_old_connections()
+            if settings.WORKER_JOB_TIMINGS:
+                self._count(job.func_name, time.perf_counter() - started)
+
+    def _count(self, func_name: str, seconds: float) -> None:
+        try:
+            with self.connection.pipeline(transaction=False) as pipe:
+                pipe.hincrby(JOB_TIMINGS_KEY, f"{func_name}:count", 1)
+                pipe.hincrbyfloat(JOB_TIMINGS_KEY, f"{func_name}:seconds", seconds)
+                pipe.execute()
+        except Exception:  # a statistic must never fail a job
+            logger.warning("could not count the time of a %s job", func_name, exc_info=True)
+
+
+class _JobLoop(SimpleWorker):
+    """One of ThreadedWorker's extra job loops, in a thread: no signal handlers (only the main
+    thread may set them; the main loop stops the others), job time limits by timer rather than
+    SIGALRM, and a short blocking wait for jobs so that a stop is noticed within seconds."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def _install_signal_handlers(self) -> None:
+        pass
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return 5
+
+    def subscribe(self) -> None:
+        pass  # commands (stop, kill-horse) go to the main loop's channel
+
+
+class ThreadedWorker(SimpleWorker):
+    """WORKER_THREADS job loops in one process, so that a job waiting on the network (a create,
+    a query, a download: hundreds of milliseconds each against the real upstream) does not hold
+    up the jobs behind it. Each loop is a whole RQ worker (its own name, registration, heartbeat
+    and database connection); this one, in the main thread, runs the scheduler and takes the
+    signals. A warm stop (SIGTERM, Ctrl-C) lets every loop finish the job in hand; a cold one
+    (a second Ctrl-C) leaves unfinished jobs to RQ's abandoned-job handling and the sweeper, as
+    a killed worker does."""
+
+    def work(self, burst: bool = False, **kwargs) -> bool:  # type: ignore[no-untyped-def, override]
+        loops = [
+            _JobLoop(
+                self.queues,
+                connection=self.connection,
+                exception_handlers=self._exc_handlers or None,
+                job_class=self.job_class,
+                queue_class=self.queue_class,
+                serializer=self.serializer,
+            )
+            for _ in range(max(settings.WORKER_THREADS, 1) - 1)
+        ]
+        loop_kwargs = {k: v for k, v in kwargs.items() if k in ("logging_level", "max_idle_time")}
+
+        def run(loop: _JobLoop) -> None:
+            try:
+                loop.work(burst=burst, with_scheduler=False, **loop_kwargs)
+            finally:
+                connections.close_all()
+
+        threads = [
+            threading.Thread(target=run, args=(loop,), name=f"rq-loop-{i}", daemon=True)
+            for i, loop in enumerate(loops, start=1)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            worked = super().work(burst=burst, **kwargs)
+        except BaseException:
+            for loop in loops:  # a cold stop: the daemon threads end with the process
+                loop._stop_requested = True
+            raise
+        for loop in loops:
+            loop._stop_requested = True
+        for thread in threads:
+            thread.join()
+        return worked

@@ -59,6 +59,10 @@ class Command(BaseCommand):
             action="store_true",
             help="text-to-video clips show a test pattern, not their prompt (one render per size)",
         )
+        parser.add_argument(
+            "--latency", type=float, default=0.0,
+            help="seconds every API call and video download waits before its answer (a distant provider)",
+        )  # fmt: skip
         parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -78,6 +82,7 @@ class Command(BaseCommand):
             query_delay=options["query_delay"],
             big_bytes=options["big_bytes"],
             prompt_on_screen=not options["no_prompt_on_screen"],
+            latency=options["latency"],
             verbose=options["verbose"],
         )
         try:

@@ -31,8 +31,11 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 
+# Every pipeline scenario in one run, beside its baselines, appended to bench/RESULTS.md.
+# BENCH_SCALE=0.3 for a quick run; DATABASE_URL (flushed!) for PostgreSQL.
+BENCH_SCALE ?= 1
 bench: venv
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/pipeline.py --scale $(BENCH_SCALE)
 
 # Mutation testing of the money and status code (tests/MUTATION.md); MODULES=accounts.billing.ledger for one.
 mutants: venv

@@ -439,11 +439,17 @@ def report(runs: list[dict], naive: dict | None, context: str) -> str:
             "| per job type |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
+        base = {r["scenario"]: r for r in direct if r.get("baseline")}
         for r in direct:
+            b = base.get(r["scenario"])
+            vs = ""
+            if b is not None and not r.get("baseline"):
+                vs = f" ({r['generations_per_second'] / b['generations_per_second']:.1f}× baseline)"
+            name = r["worker"] + (" (baseline)" if r.get("baseline") else "")
             lines.append(
-                f"| {r['scenario']} | {r['database']} | {r['worker']} | {r['workers']} | {r['n']} "
+                f"| {r['scenario']} | {r['database']} | {name} | {r['workers']} | {r['n']} "
                 f"| {r['upstream']:.0f} s | {r['latency'] * 1000:.0f} ms | {r['succeeded']} / {r['failed']} "
-                f"| {r['drain_seconds']:.1f} s | {r['generations_per_second']:.1f} "
+                f"| {r['drain_seconds']:.1f} s | {r['generations_per_second']:.1f}{vs} "
                 f"| {r['lag_p50']:.2f} s / {r['lag_p95']:.2f} s | {r['worker_ms_per_generation']:.0f} "
                 f"| {r['worker_cpu_ms_per_generation']:.0f} | {r['peak_concurrent_calls']} | {fmt_types(r)} |"
             )
@@ -455,7 +461,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--scenarios", default="burst,throughput,latency")
+    parser.add_argument("--scenarios", default="burst,throughput,latency,inflight")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every N (0.3: a quick run)")
     parser.add_argument("--burst-n", type=int, default=300)
     parser.add_argument("--burst-upstream", type=float, default=15)
@@ -470,9 +476,20 @@ def main() -> None:
         "--workers", default="generations.worker.ThreadedWorker",
         help="comma-separated worker classes to measure",
     )  # fmt: skip
+    parser.add_argument(
+        "--baseline", default="generations.worker.SimpleWorker",
+        help="worker class measured beside them, one loop a process (throughput, and latency at W=1 "
+        "on a fifth of N); empty: none",
+    )  # fmt: skip
     parser.add_argument("--json", help="also write every figure to this file")
     parser.add_argument("--no-results", action="store_true", help="print without appending to RESULTS.md")
     args = parser.parse_args()
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(f"stopped by signal {signum}")  # so that `finally` stops every process
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     scale = lambda n: max(1, round(n * args.scale))  # noqa: E731
     scenarios = args.scenarios.split(",")
     workdir = ROOT / "var" / "bench" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -495,7 +512,7 @@ def main() -> None:
             if "throughput" in scenarios:
                 plan.append(
                     lambda wc=worker_class: run_direct(
-                        stack, scale(args.throughput_n), wc, workers=1, upstream=0, latency=0,
+                        stack, scale(args.throughput_n), wc, workers=1, upstream=2, latency=0,
                         scenario="throughput",
                     )
                 )  # fmt: skip
@@ -517,6 +534,28 @@ def main() -> None:
             for step in plan:
                 result = step()
                 result["database"] = database
+                runs.append(result)
+                print(json.dumps(result), flush=True)
+        if args.baseline:
+            plan = []
+            if "throughput" in scenarios:
+                plan.append(
+                    lambda: run_direct(
+                        stack, scale(args.throughput_n), args.baseline, workers=1, upstream=2, latency=0,
+                        scenario="throughput",
+                    )
+                )  # fmt: skip
+            if "latency" in scenarios:
+                plan.append(
+                    lambda: run_direct(
+                        stack, max(1, scale(args.latency_n) // 5), args.baseline, workers=1, upstream=2,
+                        latency=args.latency, scenario="latency",
+                    )
+                )  # fmt: skip
+            for step in plan:
+                result = step()
+                result["database"] = database
+                result["baseline"] = True
                 runs.append(result)
                 print(json.dumps(result), flush=True)
         if "burst" in scenarios and args.naive_n:

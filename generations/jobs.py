@@ -286,10 +286,6 @@ def fetch(generation_id: str) -> None:
             max_seconds=settings.VIDEO_DOWNLOAD_MAX_SECONDS,
             progress=heartbeat,
         )
-        with tmp:
-            name = default_storage.save(
-                f"videos/{generation.created_at:%Y/%m}/{generation.pk}.mp4", File(tmp)
-            )
     except DownloadError as exc:
         if exc.retryable and attempt < settings.GENERATION_FETCH_ATTEMPTS:
             enqueue("generations.jobs.fetch", generation_id, delay=_backoff(attempt))
@@ -298,32 +294,36 @@ def fetch(generation_id: str) -> None:
                 generation_id, "download_failed", f"attempt {attempt}: {exc} ({generation.result_url[:300]})"
             )
         return
-    except OSError as exc:  # the storage could not be written
-        if attempt < settings.GENERATION_FETCH_ATTEMPTS:
-            enqueue("generations.jobs.fetch", generation_id, delay=_backoff(attempt))
-        else:
-            _fail(generation_id, "download_failed", f"storage write failed: {exc}")
-        return
-    if generation_succeed(generation_id=generation_id, video_name=name, video_bytes=size):
+    with tmp:
+        try:
+            name = default_storage.save(
+                f"videos/{generation.created_at:%Y/%m}/{generation.pk}.mp4", File(tmp)
+            )
+        except OSError as exc:  # the storage could not be written
+            if attempt < settings.GENERATION_FETCH_ATTEMPTS:
+                enqueue("generations.jobs.fetch", generation_id, delay=_backoff(attempt))
+            else:
+                _fail(generation_id, "download_failed", f"storage write failed: {exc}")
+            return
+        if not generation_succeed(generation_id=generation_id, video_name=name, video_bytes=size):
+            default_storage.delete(name)  # a twin fetch won the claim
+            return
         logger.info("generation %s succeeded: %s bytes stored as %s", generation_id, size, name)
-        enqueue("generations.jobs.make_poster", generation_id)
-    else:
-        default_storage.delete(name)  # a twin fetch won the claim
+        # The video is the user's now; its poster comes after, cut from the file still on disk
+        # here (no read back from the storage, no job of its own). Should that fail, the job
+        # that reads the stored copy tries again.
+        try:
+            _store_poster(generation_id, generation.created_at, _poster_frame(tmp.name))
+        except (OSError, subprocess.SubprocessError) as exc:
+            logger.warning("generation %s: poster from the download failed: %s", generation_id, exc)
+            enqueue("generations.jobs.make_poster", generation_id)
 
 
-@generation_job
-def make_poster(generation_id: str) -> None:
-    """The first frame as a JPEG for the gallery; never holds up the video itself."""
-    generation = Generation.objects.visible().filter(pk=generation_id, status=Status.SUCCEEDED).first()
-    if generation is None or generation.poster or not generation.video:
-        return
+def _poster_frame(source: str) -> bytes:
+    """The first frame of the video at `source` (a local path), as JPEG bytes."""
     import imageio_ffmpeg
 
     with tempfile.TemporaryDirectory() as workdir:
-        source = os.path.join(workdir, "video.mp4")
-        with default_storage.open(generation.video.name, "rb") as stored, open(source, "wb") as out:
-            for chunk in iter(lambda: stored.read(1024 * 1024), b""):
-                out.write(chunk)
         poster_path = os.path.join(workdir, "poster.jpg")
         subprocess.run(
             [
@@ -344,11 +344,29 @@ def make_poster(generation_id: str) -> None:
             capture_output=True,
         )
         with open(poster_path, "rb") as poster:
-            name = default_storage.save(
-                f"posters/{generation.created_at:%Y/%m}/{generation.pk}.jpg", ContentFile(poster.read())
-            )
+            return poster.read()
+
+
+def _store_poster(generation_id: str, created_at: Any, jpeg: bytes) -> None:
+    name = default_storage.save(f"posters/{created_at:%Y/%m}/{generation_id}.jpg", ContentFile(jpeg))
     if not Generation.objects.visible().filter(pk=generation_id, poster="").update(poster=name):
         default_storage.delete(name)  # deleted meanwhile, or a twin job was first
+
+
+@generation_job
+def make_poster(generation_id: str) -> None:
+    """The first frame as a JPEG for the gallery, from the stored copy: for a video whose fetch
+    could not cut it. Never holds up the video itself."""
+    generation = Generation.objects.visible().filter(pk=generation_id, status=Status.SUCCEEDED).first()
+    if generation is None or generation.poster or not generation.video:
+        return
+    with tempfile.TemporaryDirectory() as workdir:
+        source = os.path.join(workdir, "video.mp4")
+        with default_storage.open(generation.video.name, "rb") as stored, open(source, "wb") as out:
+            for chunk in iter(lambda: stored.read(1024 * 1024), b""):
+                out.write(chunk)
+        jpeg = _poster_frame(source)
+    _store_poster(generation_id, generation.created_at, jpeg)
 
 
 # --- The sweeper ---------------------------------------------------------------------------

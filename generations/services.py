@@ -124,7 +124,9 @@ def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: s
     import django_rq
 
     queue = django_rq.get_queue("default")
-    kwargs: dict[str, object] = {"at_front": func_path in URGENT_JOBS}
+    # result_ttl=0: a job's return value is never read, so a finished job leaves nothing in Redis
+    # (failures are kept, for the dashboard).
+    kwargs: dict[str, object] = {"at_front": func_path in URGENT_JOBS, "result_ttl": 0}
     if job_id:
         kwargs["job_id"] = job_id
     timeout = job_timeout(func_path)

@@ -22,6 +22,7 @@ from rq.timeouts import TimerDeathPenalty
 logger = logging.getLogger(__name__)
 
 SWEEP_EVERY = 60
+STOP_CHECK_SECONDS = 3
 # A Redis hash: "<function>:count" and "<function>:seconds" for every job a worker ran.
 JOB_TIMINGS_KEY = "seedance:job-timings"
 
@@ -93,7 +94,15 @@ class _JobLoop(SimpleWorker):
 
     @property
     def dequeue_timeout(self) -> int:
-        return 5
+        return STOP_CHECK_SECONDS
+
+    def dequeue_job_and_maintain_ttl(self, timeout, max_idle_time=None):  # type: ignore[no-untyped-def]
+        # RQ's own loop waits for a job for ever; this one looks up every few seconds to see
+        # whether the main loop asked it to stop.
+        while True:
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time=STOP_CHECK_SECONDS)
+            if result is not None or timeout is None or self._stop_requested:
+                return result
 
     def subscribe(self) -> None:
         pass  # commands (stop, kill-horse) go to the main loop's channel

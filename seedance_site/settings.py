@@ -147,8 +147,9 @@ RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
 RQ_SHOW_ADMIN_LINK = False
 RQ = {
     # Measured in bench/RESULTS.md: no fork per job is ~1.7x faster to drain and cuts the lag
-    # from a finished upstream job to a stored video from seconds to ~0.1 s (p50).
-    "WORKER_CLASS": env_str("RQ_WORKER_CLASS", "generations.worker.SimpleWorker"),
+    # from a finished upstream job to a stored video from seconds to ~0.1 s (p50); several job
+    # loops in one process (WORKER_THREADS) overlap the provider's latency.
+    "WORKER_CLASS": env_str("RQ_WORKER_CLASS", "generations.worker.ThreadedWorker"),
     # A job is enqueued only once the transaction that made its row commits.
     "COMMIT_MODE": "on_db_commit",
 }

@@ -1,0 +1,125 @@
+"""ThreadedWorker (issue 16): several job loops in one worker process, so that jobs waiting on a
+distant provider overlap instead of queueing behind each other's sockets.
+
+Real `manage.py rqworker` processes, a real simulator that answers every call after a latency,
+generations submitted through the API; the simulator counts how many calls it had at once.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from accounts.billing.audit import audit_mismatches
+from generations.models import Generation
+from generations.simulator import Simulator
+from tests.conftest import ROOT, SIM_KEY, api_for, make_user, test_database_url
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def wait_for(condition, timeout: float = 90.0, what: str = "the condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def slow_simulator():
+    """A provider 0.3 s away: every create, query and download waits that long for its answer."""
+    sim = Simulator(
+        api_key=SIM_KEY, job_seconds=0.5, cache_dir=ROOT / "var" / "simulator-test-cache", latency=0.3
+    ).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def worker(slow_simulator, live_server, settings, tmp_path):
+    settings.SHORTAPI_BASE_URL = slow_simulator.url
+    settings.SHORTAPI_KEY = SIM_KEY
+    settings.SITE_URL = live_server.url
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    started: list[subprocess.Popen] = []
+
+    def start(worker_class: str = "generations.worker.ThreadedWorker", threads: int = 4) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "DATABASE_URL": test_database_url(),
+            "SHORTAPI_BASE_URL": slow_simulator.url,
+            "SHORTAPI_KEY": SIM_KEY,
+            "SITE_URL": live_server.url,
+            "GENERATION_FIRST_POLL_SECONDS": "0.3",
+            "GENERATION_POLL_INITIAL_SECONDS": "0.3",
+            "GENERATION_POLL_MAX_SECONDS": "0.5",
+            "MEDIA_ROOT": str(tmp_path / "media"),
+            "RQ_WORKER_CLASS": worker_class,
+            "WORKER_THREADS": str(threads),
+            "LOG_LEVEL": "WARNING",
+        }
+        log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # closed by the OS with the process
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def submit_many(count: int) -> list[str]:
+    api = api_for(make_user("alice", 100_000))
+    ids = []
+    for i in range(count):
+        response = api.post("/api/v1/generations", {"prompt": f"overlap {i}", "duration": 4})
+        assert response.status_code == 201, response.content
+        ids.append(response.json()["id"])
+    return ids
+
+
+def all_ended(ids: list[str]) -> bool:
+    return not Generation.objects.filter(pk__in=ids, status__in=Generation.ACTIVE).exists()
+
+
+def test_one_threaded_worker_overlaps_the_calls_of_different_generations(slow_simulator, worker, settings):
+    worker(threads=4)
+    ids = submit_many(5)
+    wait_for(lambda: all_ended(ids), what="every generation to end")
+    assert set(Generation.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"succeeded"}
+    # The poster is cut from the download itself, in the same job, just after the video is stored.
+    wait_for(lambda: not Generation.objects.filter(pk__in=ids, poster="").exists(), what="the posters")
+    assert audit_mismatches() == []
+    # One process had more than one call to the provider in progress at once.
+    assert slow_simulator.stats()["peak_concurrent_calls"] >= 2
+
+
+def test_a_single_loop_makes_its_calls_one_at_a_time(slow_simulator, worker):
+    """The control for the test above: the same load on one loop never overlaps."""
+    worker(worker_class="generations.worker.SimpleWorker", threads=1)
+    ids = submit_many(3)
+    wait_for(lambda: all_ended(ids), what="every generation to end")
+    assert set(Generation.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"succeeded"}
+    assert slow_simulator.stats()["peak_concurrent_calls"] == 1
+
+
+def test_a_threaded_worker_stops_on_sigterm_after_its_jobs(worker):
+    process = worker(threads=4)
+    ids = submit_many(2)
+    wait_for(lambda: all_ended(ids), what="every generation to end")
+    process.send_signal(signal.SIGTERM)
+    wait_for(lambda: process.poll() is not None, timeout=30, what="the worker to stop")
+    assert process.returncode == 0

@@ -546,6 +546,7 @@ def test_control_api_lists_jobs_and_stats(sim: Simulator) -> None:
         "input_fetches": 0,
         "input_fetches_failed": 0,
         "jobs": 1,
+        "peak_concurrent_calls": 1,
     }
 
 
@@ -578,9 +579,33 @@ def test_control_reset_forgets_jobs_and_counters(sim: Simulator) -> None:
     requests.post(f"{sim.url}/_sim/reset", timeout=5)
 
     counters = ["create_calls", "query_calls", "video_downloads", "callbacks_sent", "callbacks_failed"]
-    counters += ["input_fetches", "input_fetches_failed", "jobs"]
+    counters += ["input_fetches", "input_fetches_failed", "jobs", "peak_concurrent_calls"]
     assert sim.stats() == dict.fromkeys(counters, 0)
     assert query(sim, job_id).json()["code"] == 404
+
+
+def test_latency_holds_every_call_and_the_peak_counts_calls_at_once(tmp_path) -> None:
+    """`latency`: a provider across the internet. Calls made at once are in progress at once,
+    and the simulator says how many it had (what a worker's concurrency is measured by)."""
+    import threading
+
+    with Simulator(api_key=KEY, job_seconds=0, cache_dir=tmp_path, latency=0.5) as slow:
+        job_id = create_job(slow)
+        assert slow.stats()["peak_concurrent_calls"] == 1
+        barrier = threading.Barrier(3)
+        answers: list[int] = []
+
+        def ask() -> None:
+            barrier.wait(timeout=10)
+            answers.append(query(slow, job_id).json()["code"])
+
+        threads = [threading.Thread(target=ask) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert answers == [0, 0, 0]
+        assert slow.stats()["peak_concurrent_calls"] >= 2
 
 
 def test_it_refuses_to_serve_on_a_non_loopback_host(video_cache: Path) -> None:

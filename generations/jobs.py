@@ -237,7 +237,13 @@ def poll(generation_id: str, chain: int | None = None) -> None:
             generation_id=generation_id, upstream_status=state.status, upstream_refunded=state.refunded
         )
     if state is not None and state.succeeded:
-        generation_claim_fetch(generation_id=generation_id, result_url=state.video_url, upstream_status=2)
+        # The poll that wins the claim downloads the video itself: one RQ job less per video
+        # (each costs some fifty Redis commands, bench/RESULTS.md). A worker that dies mid-download
+        # leaves it `fetching`, and the sweeper queues a fetch job as before.
+        if generation_claim_fetch(
+            generation_id=generation_id, result_url=state.video_url, upstream_status=2, queue_fetch=False
+        ):
+            fetch(generation_id)
         return
     if state is not None and state.failed:
         _fail(generation_id, "upstream_failed", f"upstream status 3: {state.raw}", state.error)

@@ -113,7 +113,7 @@ URGENT_JOBS = frozenset({"generations.jobs.poll", "generations.jobs.fetch"})
 
 def job_timeout(func_path: str) -> int | None:
     """RQ's time limit for a job, when the queue's default (5 minutes) is not right for it."""
-    if func_path == "generations.jobs.fetch":
+    if func_path in ("generations.jobs.fetch", "generations.jobs.poll"):  # a poll may download too
         # Above the download's own overall limit, so the download ends (and is retried or failed
         # cleanly) before RQ would kill the job halfway through writing the file.
         return int(settings.VIDEO_DOWNLOAD_MAX_SECONDS) + 120
@@ -124,9 +124,7 @@ def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: s
     import django_rq
 
     queue = django_rq.get_queue("default")
-    # result_ttl=0: a job's return value is never read, so a finished job leaves nothing in Redis
-    # (failures are kept, for the dashboard).
-    kwargs: dict[str, object] = {"at_front": func_path in URGENT_JOBS, "result_ttl": 0}
+    kwargs: dict[str, object] = {"at_front": func_path in URGENT_JOBS}
     if job_id:
         kwargs["job_id"] = job_id
     timeout = job_timeout(func_path)
@@ -373,8 +371,11 @@ def generation_restart_polling(*, generation_id: object, seen_poll_count: int) -
     return seen_poll_count + 1
 
 
-def generation_claim_fetch(*, generation_id: object, result_url: str, upstream_status: int) -> bool:
-    """Claim the download of a finished job's video; the winner queues `fetch`."""
+def generation_claim_fetch(
+    *, generation_id: object, result_url: str, upstream_status: int, queue_fetch: bool = True
+) -> bool:
+    """Claim the download of a finished job's video; the winner queues `fetch` (or, with
+    `queue_fetch=False`, runs it itself)."""
     claimed = Generation.objects.filter(pk=generation_id, status=Status.RUNNING).update(
         status=Status.FETCHING,
         result_url=result_url,
@@ -383,7 +384,7 @@ def generation_claim_fetch(*, generation_id: object, result_url: str, upstream_s
         next_poll_at=None,
         updated_at=timezone.now(),
     )
-    if claimed:
+    if claimed and queue_fetch:
         enqueue_on_commit("generations.jobs.fetch", str(generation_id))
     return bool(claimed)
 

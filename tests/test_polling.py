@@ -91,9 +91,8 @@ def test_a_poll_at_the_deadline_asks_upstream_once_more_before_failing(api, pipe
     pipeline.finish(generation.upstream_job_id)  # done upstream, and nobody has asked since
 
     with time_machine.travel(generation.deadline_at + timedelta(seconds=1)):
-        jobs.poll(str(generation.pk))
-        assert status(generation) == "fetching"
-    run_jobs(lambda: status(generation) == "succeeded")
+        jobs.poll(str(generation.pk))  # finds it done, claims the download and makes it
+        assert status(generation) == "succeeded"
     assert audit_mismatches() == []
 
 
@@ -145,18 +144,22 @@ def test_the_overview_does_not_count_jobs_the_provider_refunded_as_spend(api):
 
 
 def test_fetch_may_run_longer_than_rqs_default_but_not_past_its_download_limit(api, settings, pipeline):
+    """The fetch job (the sweeper's, or a retry) and the poll (which downloads the video itself
+    when it finds it done) both get a time limit above the download's own."""
+    from generations.services import enqueue
+
     settings.VIDEO_DOWNLOAD_MAX_SECONDS = 20 * 60
     generation = submit(api, "[sim:never][sim:no-callback] a long download")
     run_jobs(lambda: status(generation) == "running")
-    generation.refresh_from_db()
-    pipeline.finish(generation.upstream_job_id)
-    django_rq.get_queue("default").empty()
+    queue = django_rq.get_queue("default")
+    queue.empty()
 
-    jobs.poll(str(generation.pk))  # claims the download and queues it
+    enqueue("generations.jobs.poll", str(generation.pk))
+    enqueue("generations.jobs.fetch", str(generation.pk))
 
-    (fetch,) = django_rq.get_queue("default").jobs
-    assert fetch.func_name == "generations.jobs.fetch"
-    assert fetch.timeout > settings.VIDEO_DOWNLOAD_MAX_SECONDS > 300  # RQ's default would kill it
+    assert sorted(job.func_name for job in queue.jobs) == ["generations.jobs.fetch", "generations.jobs.poll"]
+    for job in queue.jobs:
+        assert job.timeout > settings.VIDEO_DOWNLOAD_MAX_SECONDS > 300  # RQ's default would kill it
 
 
 def test_a_download_slower_than_its_limit_is_cut_off(api, settings, pipeline):
@@ -178,7 +181,12 @@ def test_a_live_download_keeps_its_row_fresh_so_the_sweeper_leaves_it_alone(api,
     run_jobs(lambda: status(generation) == "running")
     generation.refresh_from_db()
     pipeline.finish(generation.upstream_job_id)
-    jobs.poll(str(generation.pk))
+    # What a poll that finds it done claims (then it downloads; here a thread does, below).
+    from generations import shortapi
+    from generations.services import generation_claim_fetch
+
+    video_url = shortapi.query_job(generation.upstream_job_id).video_url
+    assert generation_claim_fetch(generation_id=generation.pk, result_url=video_url, upstream_status=2)
     django_rq.get_queue("default").empty()
 
     def download() -> None:
@@ -203,4 +211,4 @@ def test_a_live_download_keeps_its_row_fresh_so_the_sweeper_leaves_it_alone(api,
         finally:
             downloading.join(timeout=30)
     assert status(generation) == "succeeded"
-    assert django_rq.get_queue("default").count == 1  # only the poster job
+    assert django_rq.get_queue("default").count == 0  # the poster was cut by the fetch itself

@@ -219,6 +219,8 @@ def outcome(stack: Stack, ids: list[str], n: int) -> dict:
             "jobs": int(t["count"]),
             "ms_per_job": 1000 * t["seconds"] / max(t["count"], 1),
             "ms_per_generation": 1000 * t["seconds"] / n,
+            "cpu_ms_per_job": 1000 * t["cpu_seconds"] / max(t["count"], 1),
+            "cpu_ms_per_generation": 1000 * t["cpu_seconds"] / n,
         }
     statuses = [r["status"] for r in rows]
     return {
@@ -231,6 +233,9 @@ def outcome(stack: Stack, ids: list[str], n: int) -> dict:
         "job_types": per_type,
         "worker_ms_per_generation": sum(
             v["ms_per_generation"] for k, v in per_type.items() if k in JOB_TYPES
+        ),
+        "job_cpu_ms_per_generation": sum(
+            v["cpu_ms_per_generation"] for k, v in per_type.items() if k in JOB_TYPES
         ),
     }
 
@@ -388,7 +393,9 @@ def fmt_types(r: dict) -> str:
     for name in JOB_TYPES:
         t = r["job_types"].get(name)
         if t:
-            parts.append(f"{name} {t['ms_per_job']:.0f} ms×{t['jobs'] / r['n']:.2f}")
+            parts.append(
+                f"{name} {t['ms_per_job']:.0f} ms ({t['cpu_ms_per_job']:.0f} CPU) ×{t['jobs'] / r['n']:.2f}"
+            )
     return ", ".join(parts)
 
 
@@ -411,7 +418,7 @@ def report(runs: list[dict], naive: dict | None, context: str) -> str:
         lines += [
             "",
             "| database | worker | ok / failed / 5xx | drain | drain − upstream | naive ÷ this "
-            "| lag p50 / p95 | submit p50 / p95 | worker ms / gen (jobs) | worker CPU ms / gen "
+            "| lag p50 / p95 | submit p50 / p95 | jobs' ms / gen (CPU) | worker process CPU ms / gen "
             "| per job type (ms × jobs per gen) |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
@@ -423,8 +430,8 @@ def report(runs: list[dict], naive: dict | None, context: str) -> str:
                 f"| {r['drain_seconds']:.1f} s | {r['drain_seconds'] - r['upstream']:.1f} s | {ratio} "
                 f"| {r['lag_p50']:.2f} s / {r['lag_p95']:.2f} s "
                 f"| {r['submit_p50_ms']:.0f} ms / {r['submit_p95_ms']:.0f} ms "
-                f"| {r['worker_ms_per_generation']:.0f} | {r['worker_cpu_ms_per_generation']:.0f} "
-                f"| {fmt_types(r)} |"
+                f"| {r['worker_ms_per_generation']:.0f} ({r['job_cpu_ms_per_generation']:.0f}) "
+                f"| {r['worker_cpu_ms_per_generation']:.0f} | {fmt_types(r)} |"
             )
         lines.append("")
     direct = [r for r in runs if r["scenario"] in ("throughput", "latency", "inflight")]
@@ -435,7 +442,7 @@ def report(runs: list[dict], naive: dict | None, context: str) -> str:
             "*peak calls* = most calls the simulator had in progress at once.",
             "",
             "| scenario | database | worker | W | N | upstream | latency / call | ok / failed | drain "
-            "| gen/s | lag p50 / p95 | worker ms / gen (jobs) | worker CPU ms / gen | peak calls "
+            "| gen/s | lag p50 / p95 | jobs' ms / gen (CPU) | worker process CPU ms / gen | peak calls "
             "| per job type |",
             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
@@ -450,7 +457,8 @@ def report(runs: list[dict], naive: dict | None, context: str) -> str:
                 f"| {r['scenario']} | {r['database']} | {name} | {r['workers']} | {r['n']} "
                 f"| {r['upstream']:.0f} s | {r['latency'] * 1000:.0f} ms | {r['succeeded']} / {r['failed']} "
                 f"| {r['drain_seconds']:.1f} s | {r['generations_per_second']:.1f}{vs} "
-                f"| {r['lag_p50']:.2f} s / {r['lag_p95']:.2f} s | {r['worker_ms_per_generation']:.0f} "
+                f"| {r['lag_p50']:.2f} s / {r['lag_p95']:.2f} s "
+                f"| {r['worker_ms_per_generation']:.0f} ({r['job_cpu_ms_per_generation']:.0f}) "
                 f"| {r['worker_cpu_ms_per_generation']:.0f} | {r['peak_concurrent_calls']} | {fmt_types(r)} |"
             )
         lines.append("")

@@ -21,7 +21,9 @@ Scenarios (each a section in bench/RESULTS.md, beside a baseline measured in the
   worker processes: generations a second carried, and how many calls were in flight at once.
 * `inflight`: 1,000 generations in flight on one worker with 60 s upstream.
 
-Every worker class in `--workers` is measured in each scenario.
+Every worker class in `--workers` (default: ThreadedWorker) is measured in each scenario; the
+`--baseline` class (SimpleWorker, one loop a process) beside it in `throughput` and `latency` (W=1,
+a fifth of N), so each section carries its ratios against a baseline measured in the same run.
 """
 
 import argparse

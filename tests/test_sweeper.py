@@ -95,9 +95,15 @@ def test_a_lost_download_is_fetched_again(api, settings, pipeline):
     run_jobs(lambda: status(generation) == "running")
     generation.refresh_from_db()
     pipeline.finish(generation.upstream_job_id)
-    jobs.poll(str(generation.pk))  # claims the download and queues it...
+    # A poll claims the download, then downloads in the same job: its worker dies in between
+    # (or a fetch job queued by a retry is lost). Here: the claim alone.
+    from generations import shortapi
+    from generations.services import generation_claim_fetch
+
+    video_url = shortapi.query_job(generation.upstream_job_id).video_url
+    assert generation_claim_fetch(generation_id=generation.pk, result_url=video_url, upstream_status=2)
     assert status(generation) == "fetching"
-    lose_every_job()  # ...and the queued download is lost
+    lose_every_job()  # ...and whatever was queued is lost
     with time_machine.travel(timezone.now() + timedelta(minutes=11)):
         assert reconcile_output() == [f"{generation.pk} resumed: fetch queued again"]
     run_jobs(lambda: status(generation) == "succeeded")

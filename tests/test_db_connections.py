@@ -21,7 +21,7 @@ import requests
 from django.db import connection
 
 from accounts.services import api_token_create
-from tests.conftest import ROOT, make_user, test_database_url
+from tests.factories import ROOT, make_user, test_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -16,7 +16,7 @@ import pytest
 from accounts.billing.audit import audit_mismatches
 from generations.models import Generation
 from generations.simulator import Simulator
-from tests.conftest import ROOT, SIM_KEY, api_for, make_user, test_database_url
+from tests.factories import ROOT, SIM_KEY, api_for, make_user, test_database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -134,10 +134,12 @@ def test_the_billing_page_shows_the_test_mode_band(fake_stripe, settings):
     page = client.get("/billing/").content.decode()
     assert "Test mode — no real money." in page
     assert "local stand-in for Stripe" in page
+    assert "the stand-in’s test page" in page and "Stripe’s secure checkout" not in page
 
     settings.STRIPE_STANDIN = False
     settings.STRIPE_SECRET_KEY = "sk_live_real"
-    assert "Test mode" not in client.get("/billing/").content.decode()
+    page = client.get("/billing/").content.decode()
+    assert "Test mode" not in page and "Stripe’s secure checkout" in page
 
 
 def test_the_standin_command_takes_test_keys_only():

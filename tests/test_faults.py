@@ -257,7 +257,9 @@ def test_the_database_briefly_refusing_a_worker(pipeline, api, start_worker):
     )
     try:
         # The worker's polls fail (it cannot reach the database) and it carries on.
-        wait_for(lambda: failed.count > failed_before, what="a poll to fail on the outage")
+        # A worker thread asking its connection pool for a connection waits up to
+        # DATABASE_POOL_TIMEOUT (30 s) before the poll fails: wait past that.
+        wait_for(lambda: failed.count > failed_before, timeout=120, what="a poll to fail on the outage")
         assert worker.poll() is None, "the worker must survive the outage"
     finally:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')

@@ -149,7 +149,9 @@ RQ = {
     # Measured in bench/RESULTS.md: no fork per job is ~1.7x faster to drain and cuts the lag
     # from a finished upstream job to a stored video from seconds to ~0.1 s (p50); several job
     # loops in one process (WORKER_THREADS) overlap the provider's latency.
-    "WORKER_CLASS": env_str("RQ_WORKER_CLASS", "generations.worker.ThreadedWorker"),
+    # ThreadedWorker (several loops a process) is opt-in until the database-outage fault test passes
+    # with it under a loaded full CI run (it timed out there twice; alone it passes): issue #16.
+    "WORKER_CLASS": env_str("RQ_WORKER_CLASS", "generations.worker.SimpleWorker"),
     # A job is enqueued only once the transaction that made its row commits.
     "COMMIT_MODE": "on_db_commit",
 }

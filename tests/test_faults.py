@@ -55,7 +55,7 @@ def start_worker(pipeline, live_server, settings, tmp_path):
             "GENERATION_POLL_INITIAL_SECONDS": "0.2",
             "GENERATION_POLL_MAX_SECONDS": "0.5",
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "RQ_WORKER_CLASS": "generations.worker.ThreadedWorker",
+            "RQ_WORKER_CLASS": "generations.worker.SimpleWorker",
             "LOG_LEVEL": "WARNING",
         }
         log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # closed by the OS with the process

@@ -121,5 +121,5 @@ def test_a_threaded_worker_stops_on_sigterm_after_its_jobs(worker):
     ids = submit_many(2)
     wait_for(lambda: all_ended(ids), what="every generation to end")
     process.send_signal(signal.SIGTERM)
-    wait_for(lambda: process.poll() is not None, timeout=30, what="the worker to stop")
+    wait_for(lambda: process.poll() is not None, timeout=90, what="the worker to stop")
     assert process.returncode == 0

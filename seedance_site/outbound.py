@@ -70,9 +70,8 @@ def resolve(url: str, *, allow_private: bool = False, trusted: Iterable[tuple[st
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except (socket.gaierror, UnicodeError):
         raise OutboundUnresolvable(f"could not resolve {host}") from None
+    # getaddrinfo answers at least one address or raises: never an empty list.
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    if not addresses:
-        raise OutboundUnresolvable(f"{host} has no address")
     if not allow_private and (host, port) not in set(trusted):
         for address in addresses:
             if not address.is_global:
@@ -88,18 +87,23 @@ def resolve(url: str, *, allow_private: bool = False, trusted: Iterable[tuple[st
 
 def _watched_pools(sockets: list[socket.socket]) -> dict[str, type[HTTPConnectionPool]]:
     """urllib3 pool classes whose connections hand every socket they open to `sockets`, so that
-    a watchdog can cut them off (urllib3 offers no hook for the socket itself)."""
+    a watchdog can cut them off (urllib3 offers no hook for the socket itself).
+
+    What is handed over is a duplicate of the socket: TLS wraps the socket urllib3 opened into a new
+    object and detaches the old one, which is then left without a descriptor (shutting it down would
+    fail, "closed already", and the TLS exchange would go on past the deadline). A duplicate names
+    the same connection, so shutting it down cuts that one off too; `send` closes the duplicates."""
 
     class Watched(HTTPConnection):
         def _new_conn(self) -> socket.socket:
             sock = super()._new_conn()
-            sockets.append(sock)
+            sockets.append(sock.dup())
             return sock
 
     class WatchedTLS(HTTPSConnection):
         def _new_conn(self) -> socket.socket:
             sock = super()._new_conn()
-            sockets.append(sock)
+            sockets.append(sock.dup())
             return sock
 
     class Pool(HTTPConnectionPool):
@@ -193,6 +197,8 @@ def send(
     finally:
         if watchdog is not None:
             watchdog.cancel()
+            for sock in sockets or ():
+                sock.close()  # the duplicates only: the connection itself stays with the response
     if fired.is_set():
         # Cut off mid-answer: http.client takes the end of the stream as the end of the headers
         # (or the body), so what came back is a fragment, not the answer.

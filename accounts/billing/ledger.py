@@ -2,9 +2,8 @@
 
 Each event is exactly one `CreditEntry`, with a unique idempotency key, written in the same
 transaction as the `CreditAccount` row it moves. That row is locked (`SELECT ... FOR UPDATE`)
-until the transaction ends, so the values it was read with are the values one `UPDATE` moves;
-the database's CheckConstraints (balance >= 0, owed >= 0, never both positive) are the last line
-of defence.
+and then changed by an `UPDATE` guarded on the very values it was read with; the database's
+CheckConstraints (balance >= 0, owed >= 0, never both positive) are the last line of defence.
 A repeated idempotency key returns the first entry (with `replayed` set) and changes nothing.
 
 Debts: a take-back (a Stripe refund or dispute) takes what the balance holds and records the
@@ -93,10 +92,12 @@ def _apply(
                 balance_delta, owed_delta = -balance, -amount_cents - balance
             else:
                 raise InsufficientCredits(needed_cents=-amount_cents, balance_cents=balance)
-            # The row is locked until we commit, so what was read above is what is moved here.
-            CreditAccount.objects.filter(pk=account.pk).update(
+            guarded = CreditAccount.objects.filter(pk=account.pk, balance_cents=balance, owed_cents=owed)
+            moved = guarded.update(
                 balance_cents=F("balance_cents") + balance_delta, owed_cents=F("owed_cents") + owed_delta
             )
+            if moved != 1:  # the row lock makes this impossible; never write an entry that lies
+                raise RuntimeError(f"Credit account {account.pk} moved under our lock.")
             entry = CreditEntry.objects.create(
                 account=account,
                 user_id=user_id,
@@ -113,11 +114,12 @@ def _apply(
             entry.replayed = False
             return entry
     except IntegrityError:
-        # A concurrent call with the same key for another user won the unique index (no lock is
-        # shared between two users); ours rolled back whole. A call of the same user never gets
-        # here: it waits on the account's lock and then finds its twin's entry above.
-        _existing(idempotency_key, user_id=user_id, amount_cents=amount_cents)  # IdempotencyConflict
-        raise  # any other IntegrityError is a bug, never hidden
+        # A concurrent call with the same key (for another user) won the unique index; ours
+        # rolled back whole.
+        existing = _existing(idempotency_key, user_id=user_id, amount_cents=amount_cents)
+        if existing is None:
+            raise
+        return existing
 
 
 def credits_grant(

@@ -124,6 +124,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # (then DATABASE_CONN_MAX_AGE applies, as before).
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 8, minimum=0)
 DATABASE_POOL_TIMEOUT = env_float("DATABASE_POOL_TIMEOUT", 30.0, minimum=0.1)
+DATABASE_POOL_RECONNECT_SECONDS = 4.0
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABASE_POOL_MAX_SIZE:
     DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must not
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -132,6 +133,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DATABAS
         "timeout": DATABASE_POOL_TIMEOUT,
         # Idle connections go after a minute: a quiet process holds none for long.
         "max_idle": 60.0,
+        # psycopg_pool retries a failed connect with a doubling delay (1, 2, 4 … s) for up to
+        # reconnect_timeout (default 5 min), and runs one such attempt at a time. After an outage
+        # of T seconds the next try could then come up to ~T seconds after the database is back,
+        # with every job and request waiting on it (a 35 s outage left a worker blind for 28 s).
+        # Giving up after a few seconds means the next request for a connection starts a fresh
+        # attempt at once.
+        "reconnect_timeout": DATABASE_POOL_RECONNECT_SECONDS,
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -149,9 +157,7 @@ RQ = {
     # Measured in bench/RESULTS.md: no fork per job is ~1.7x faster to drain and cuts the lag
     # from a finished upstream job to a stored video from seconds to ~0.1 s (p50); several job
     # loops in one process (WORKER_THREADS) overlap the provider's latency.
-    # ThreadedWorker (several loops a process) is opt-in until the database-outage fault test passes
-    # with it under a loaded full CI run (it timed out there twice; alone it passes): issue #16.
-    "WORKER_CLASS": env_str("RQ_WORKER_CLASS", "generations.worker.SimpleWorker"),
+    "WORKER_CLASS": env_str("RQ_WORKER_CLASS", "generations.worker.ThreadedWorker"),
     # A job is enqueued only once the transaction that made its row commits.
     "COMMIT_MODE": "on_db_commit",
 }

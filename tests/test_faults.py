@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,7 +44,7 @@ def start_worker(pipeline, live_server, settings, tmp_path):
     """Start a real `manage.py rqworker default --with-scheduler` process on the test database."""
     started: list[subprocess.Popen] = []
 
-    def start() -> subprocess.Popen:
+    def start(worker_class: str | None = None, **extra_env: str) -> subprocess.Popen:
         env = {
             **os.environ,
             "DATABASE_URL": test_database_url(),
@@ -55,9 +56,11 @@ def start_worker(pipeline, live_server, settings, tmp_path):
             "GENERATION_POLL_INITIAL_SECONDS": "0.2",
             "GENERATION_POLL_MAX_SECONDS": "0.5",
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "RQ_WORKER_CLASS": "generations.worker.SimpleWorker",
             "LOG_LEVEL": "WARNING",
+            **extra_env,
         }
+        if worker_class:
+            env["RQ_WORKER_CLASS"] = worker_class
         log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # closed by the OS with the process
         process = subprocess.Popen(
             [sys.executable, "manage.py", "rqworker", "default", "--with-scheduler"],
@@ -235,11 +238,15 @@ def test_storage_that_keeps_failing_fails_and_refunds(pipeline, api, settings, t
     assert_all_settled()
 
 
-def test_the_database_briefly_refusing_a_worker(pipeline, api, start_worker):
+@pytest.mark.parametrize(
+    "worker_class", ["generations.worker.ThreadedWorker", "generations.worker.SimpleWorker"]
+)
+def test_the_database_refusing_a_worker_for_a_while(pipeline, api, start_worker, worker_class):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: it refuses connections for a while (CI runs this)")
     name = connection.settings_dict["NAME"]
-    worker = start_worker()
+    # A job waits at most 5 s for a connection here, so that a poll fails early in the outage.
+    worker = start_worker(worker_class, DATABASE_POOL_TIMEOUT="5")
     first = submit(api, "[sim:no-callback] before the outage")
     wait_for(lambda: status(first) == "succeeded", what="the first video")
     generation = submit(api, "[sim:no-callback][sim:seconds=2] during the outage")
@@ -255,19 +262,26 @@ def test_the_database_briefly_refusing_a_worker(pipeline, api, start_worker):
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> %s",
         [name, own_pid],
     )
+    outage_began = time.monotonic()
     try:
         # The worker's polls fail (it cannot reach the database) and it carries on.
-        # A worker thread asking its connection pool for a connection waits up to
-        # DATABASE_POOL_TIMEOUT (30 s) before the poll fails: wait past that.
-        wait_for(lambda: failed.count > failed_before, timeout=120, what="a poll to fail on the outage")
+        wait_for(lambda: failed.count > failed_before, timeout=60, what="a poll to fail on the outage")
         assert worker.poll() is None, "the worker must survive the outage"
+        # The outage outlasts the pool's first reconnection attempts (after 1, 3, 7, 15 and ~31 s):
+        # had the pool gone on doubling its delay, its next attempt would come ~30 s after the
+        # database is back, and the worker would sit blind that long.
+        wait_for(lambda: time.monotonic() - outage_began > 36, timeout=60, what="a 36 s outage")
     finally:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         admin.close()
     # Its poll chain broke on the outage; the sweeper picks it up again.
     assert status(generation) == "running"
     assert reconcile_later(3) == [f"{generation.pk} resumed: poll queued"]
-    wait_for(lambda: status(generation) == "succeeded", what="the same worker to finish after the outage")
+    wait_for(
+        lambda: status(generation) == "succeeded",
+        timeout=15,
+        what="the same worker to finish soon after the database is back",
+    )
     assert_all_settled()
 
 

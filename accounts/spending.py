@@ -10,7 +10,6 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import CreditEntry
-from accounts.preferences import monthly_spend_limit_cents
 
 SPENDING_KINDS = (CreditEntry.Kind.CHARGE, CreditEntry.Kind.REFUND)
 
@@ -53,13 +52,14 @@ def spent_this_month_cents(*, user_id: int, now: datetime | None = None) -> int:
     return -(total or 0)
 
 
-def spend_limit_check(*, user_id: int, cost_cents: int) -> None:
-    """Raise SpendLimitReached when holding `cost_cents` more would go past the user's monthly
-    limit; reaching it exactly is allowed. Called under the user's row lock, with the charge that
-    follows in the same transaction, so concurrent submissions cannot all pass it on one reading."""
-    limit = monthly_spend_limit_cents(user_id=user_id)
-    if limit is None:
+def spend_limit_check(*, user_id: int, cost_cents: int, limit_cents: int | None) -> None:
+    """Raise SpendLimitReached when holding `cost_cents` more would go past `limit_cents`, the
+    user's monthly limit (`monthly_spend_limit_cents`, read by the caller before it takes the
+    lock: most users have none, and then nothing is read under it); reaching it exactly is allowed.
+    Called under the user's row lock, with the charge that follows in the same transaction, so
+    concurrent submissions cannot all pass it on one reading of what was spent."""
+    if limit_cents is None:
         return
     spent = spent_this_month_cents(user_id=user_id)
-    if spent + cost_cents > limit:
-        raise SpendLimitReached(limit_cents=limit, spent_cents=spent, needed_cents=cost_cents)
+    if spent + cost_cents > limit_cents:
+        raise SpendLimitReached(limit_cents=limit_cents, spent_cents=spent, needed_cents=cost_cents)

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from django.conf import settings
+from django.db.models import prefetch_related_objects
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Header, Query, Router, Schema, Status
@@ -439,6 +440,7 @@ def create_generation(
             f"This video costs {format_usd(exc.needed_cents)} ({exc.needed_cents} credits); "
             f"your balance is {exc.balance_cents} credits. Top up on the Billing page.",
         ) from None
+    prefetch_related_objects([generation], "inputs")  # one query for image_ids, video_id, audio_ids
     return Status(201 if created else 200, generation)
 
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.billing.ledger import InsufficientCredits, credits_charge, credits_refund
 from accounts.models import User
 from accounts.notices import balance_low_notice
+from accounts.preferences import monthly_spend_limit_cents
 from accounts.spending import SpendLimitReached, spend_limit_check
 from generations import shortapi
 from generations.models import Generation, Upload
@@ -167,6 +168,11 @@ def generation_create(
     if _submit_rate_exceeded(user.pk):
         raise SubmittingTooFast()
     price = quote(mode, duration, model=inputs.model, input_seconds=inputs.input_seconds)
+    # Read before the lock: a limit changed at this very moment is a limit changed just after.
+    spend_limit = monthly_spend_limit_cents(user_id=user.pk)
+    # Under the lock only what a concurrent submission of the same user could change: the active
+    # count, the month's spend, the balance; the generation and its charge are written in the same
+    # transaction so the next submission sees them. The low-balance email is looked at after commit.
     with transaction.atomic():
         # The user's row lock serialises one user's submissions, so the active count and an
         # idempotency key cannot both be read as free by two requests at once.
@@ -180,7 +186,7 @@ def generation_create(
             raise TooManyActive(settings.MAX_ACTIVE_GENERATIONS_PER_USER)
         _lock_inputs(inputs)
         # Under the same lock: eight submissions at once cannot all read the same month's spend.
-        spend_limit_check(user_id=user.pk, cost_cents=price.cost_cents)
+        spend_limit_check(user_id=user.pk, cost_cents=price.cost_cents, limit_cents=spend_limit)
         generation = Generation.objects.create(
             user=user,
             prompt=prompt,
@@ -204,9 +210,10 @@ def generation_create(
             description=f"{duration} s {mode} video{what}",
             idempotency_key=f"{generation.ledger_reference}:charge",
             reference=generation.ledger_reference,
+            new_key=True,
         )
-        balance_low_notice(user=user, entry=charge)
         enqueue_on_commit("generations.jobs.submit", str(generation.pk))
+    balance_low_notice(user=user, entry=charge)
     logger.info("generation %s created for %s: %s cents", generation.pk, user.username, price.cost_cents)
     return generation, True
 

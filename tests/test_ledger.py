@@ -1,7 +1,7 @@
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -67,6 +67,22 @@ def test_it_changes_nothing_when_an_idempotency_key_repeats(alice):
     alice.refresh_from_db()
     assert first.pk == again.pk
     assert balance(alice) == 9_950
+
+
+def test_a_charge_promised_a_new_key_still_cannot_write_a_second_entry_with_it(alice):
+    credits_charge(user_id=alice.pk, amount_cents=50, description="x", idempotency_key="k", reference="")
+    entries = CreditEntry.objects.filter(user=alice).count()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        credits_charge(
+            user_id=alice.pk,
+            amount_cents=50,
+            description="x",
+            idempotency_key="k",
+            reference="",
+            new_key=True,
+        )
+    assert balance(alice) == 9_950
+    assert CreditEntry.objects.filter(user=alice).count() == entries
 
 
 def test_it_rejects_a_reused_key_for_a_different_change(alice):

@@ -17,7 +17,6 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError
-from django.db.models import F
 from django.utils import timezone
 
 from generations import shortapi
@@ -36,6 +35,7 @@ from generations.services import (
     generation_record_poll,
     generation_release_submit,
     generation_restart_polling,
+    generation_start_fetch_attempt,
     generation_succeed,
 )
 from generations.uploads import generation_input_urls, uploads_sweep
@@ -115,9 +115,9 @@ def job_request(generation: Generation) -> dict[str, Any]:
 
 @generation_job
 def submit(generation_id: str) -> None:
-    if not generation_claim_submit(generation_id=generation_id):
+    generation = generation_claim_submit(generation_id=generation_id)
+    if generation is None:
         return
-    generation = Generation.objects.get(pk=generation_id)
     try:
         job = shortapi.create_job(**job_request(generation), callback_url=callback_url(generation.pk))
     except shortapi.RetryLater as exc:
@@ -272,11 +272,10 @@ def poll(generation_id: str, chain: int | None = None) -> None:
 
 @generation_job
 def fetch(generation_id: str) -> None:
-    generation = Generation.objects.filter(pk=generation_id, status=Status.FETCHING).first()
+    generation = generation_start_fetch_attempt(generation_id=generation_id)
     if generation is None:
         return
-    Generation.objects.filter(pk=generation_id).update(fetch_attempts=F("fetch_attempts") + 1)
-    attempt = generation.fetch_attempts + 1
+    attempt = generation.fetch_attempts
     last_beat = time.monotonic()
 
     def heartbeat() -> None:
@@ -315,14 +314,9 @@ def fetch(generation_id: str) -> None:
             default_storage.delete(name)  # a twin fetch won the claim
             return
         logger.info("generation %s succeeded: %s bytes stored as %s", generation_id, size, name)
-        # The video is the user's now; its poster comes after, cut from the file still on disk
-        # here (no read back from the storage, no job of its own). Should that fail, the job
-        # that reads the stored copy tries again.
-        try:
-            _store_poster(generation_id, generation.created_at, _poster_frame(tmp.name))
-        except (OSError, subprocess.SubprocessError) as exc:
-            logger.warning("generation %s: poster from the download failed: %s", generation_id, exc)
-            enqueue("generations.jobs.make_poster", generation_id)
+    # The video is the user's now. Its poster (an ffmpeg run, ~27 ms of CPU) waits on the "low"
+    # queue until no poll or download is waiting: it never delays another paid video.
+    enqueue("generations.jobs.make_poster", generation_id)
 
 
 def _poster_frame(source: str) -> bytes:
@@ -361,8 +355,8 @@ def _store_poster(generation_id: str, created_at: Any, jpeg: bytes) -> None:
 
 @generation_job
 def make_poster(generation_id: str) -> None:
-    """The first frame as a JPEG for the gallery, from the stored copy: for a video whose fetch
-    could not cut it. Never holds up the video itself."""
+    """The first frame as a JPEG for the gallery, from the stored copy. On the "low" queue: never
+    holds up the video itself, nor anybody else's."""
     generation = Generation.objects.visible().filter(pk=generation_id, status=Status.SUCCEEDED).first()
     if generation is None or generation.poster or not generation.video:
         return

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from accounts.billing.ledger import InsufficientCredits, credits_charge, credits_refund
@@ -110,6 +111,8 @@ def _submit_rate_exceeded(user_id: int) -> bool:
 # Jobs that finish work already paid for go to the front of the queue: a burst of new
 # submissions or poster frames must not delay a finished video by minutes.
 URGENT_JOBS = frozenset({"generations.jobs.poll", "generations.jobs.fetch"})
+# And jobs that can wait go to the "low" queue, which a worker takes only when "default" is empty.
+LOW_PRIORITY_JOBS = frozenset({"generations.jobs.make_poster"})
 
 
 def job_timeout(func_path: str) -> int | None:
@@ -124,7 +127,7 @@ def job_timeout(func_path: str) -> int | None:
 def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: str | None = None) -> None:
     import django_rq
 
-    queue = django_rq.get_queue("default")
+    queue = django_rq.get_queue("low" if func_path in LOW_PRIORITY_JOBS else "default")
     kwargs: dict[str, object] = {"at_front": func_path in URGENT_JOBS}
     if job_id:
         kwargs["job_id"] = job_id
@@ -270,11 +273,25 @@ def generation_fail(
     return True
 
 
-def generation_claim_submit(*, generation_id: object) -> bool:
-    return bool(
-        Generation.objects.filter(pk=generation_id, status=Status.QUEUED).update(
-            status=Status.SUBMITTING, submit_attempts=F("submit_attempts") + 1, updated_at=timezone.now()
-        )
+def update_returning(queryset: QuerySet[Generation], **changes: object) -> Generation | None:
+    """`queryset.update(**changes)` that also returns the row it changed, as it is after the change,
+    in one statement (UPDATE … RETURNING: PostgreSQL, and SQLite from 3.35): a claim and the read
+    that follows it are one round trip, not two. For a queryset of at most one row (a claim by pk)."""
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(changes)
+    update_sql, params = query.get_compiler(queryset.db).as_sql()
+    # raw() turns the columns into a model instance with the backend's own converters.
+    rows = list(queryset.model.objects.db_manager(queryset.db).raw(f"{update_sql} RETURNING *", params))
+    return rows[0] if rows else None
+
+
+def generation_claim_submit(*, generation_id: object) -> Generation | None:
+    """The queued generation, now `submitting` (None when another job or a cancel moved it first)."""
+    return update_returning(
+        Generation.objects.filter(pk=generation_id, status=Status.QUEUED),
+        status=Status.SUBMITTING,
+        submit_attempts=F("submit_attempts") + 1,
+        updated_at=timezone.now(),
     )
 
 
@@ -394,6 +411,15 @@ def generation_claim_fetch(
     if claimed and queue_fetch:
         enqueue_on_commit("generations.jobs.fetch", str(generation_id))
     return bool(claimed)
+
+
+def generation_start_fetch_attempt(*, generation_id: object) -> Generation | None:
+    """The generation whose video is to be downloaded, its attempt counted (None once it is not
+    `fetching`: finished by a twin, or failed)."""
+    return update_returning(
+        Generation.objects.filter(pk=generation_id, status=Status.FETCHING),
+        fetch_attempts=F("fetch_attempts") + 1,
+    )
 
 
 def generation_fetch_heartbeat(*, generation_id: object) -> bool:

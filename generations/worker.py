@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import django_rq
 from django.conf import settings
 from django.db import close_old_connections, connections
+from rq import Queue
 from rq import SimpleWorker as RQSimpleWorker
 from rq import Worker as RQWorker
 from rq.timeouts import TimerDeathPenalty
@@ -47,7 +48,19 @@ def job_timings(connection) -> dict[str, dict[str, float]]:  # type: ignore[no-u
     return timings
 
 
+LOW_QUEUE = "low"
+
+
 class _SweeperMixin:
+    def __init__(self, queues, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        # Every worker also takes the "low" queue, after the ones it was named (RQ empties the
+        # queues in order), so `rqworker default` carries posters without a second command.
+        queues = [queues] if isinstance(queues, str | Queue) else list(queues)
+        names = [q if isinstance(q, str) else q.name for q in queues]
+        if LOW_QUEUE not in names:
+            queues.append(LOW_QUEUE)  # RQ makes it a queue of its queue_class, on its connection
+        super().__init__(queues, *args, **kwargs)
+
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()  # type: ignore[misc]
         schedule_sweeper()

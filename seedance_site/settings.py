@@ -149,7 +149,12 @@ AUTH_USER_MODEL = "accounts.User"
 REDIS_URL = env_str("REDIS_URL") or embedded_redis.url()
 EMBEDDED_REDIS = not env_str("REDIS_URL")
 
-RQ_QUEUES = {"default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300}}
+# "low": work that can wait (posters), taken by every worker only when "default" is empty, so it
+# never stands in front of a job that finishes a paid video (generations.worker adds it).
+RQ_QUEUES = {
+    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},
+    "low": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 300},
+}
 # django-rq's own admin entry would mount its views a second time, guarded by is_staff alone; the
 # dashboard lives at /admin/django-rq/ behind a named permission (seedance_site.admin).
 RQ_SHOW_ADMIN_LINK = False

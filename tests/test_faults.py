@@ -146,7 +146,7 @@ def private_redis(tmp_path, settings):
         str(tmp_path),
     ]
     url = f"unix://{sock}"
-    settings.RQ_QUEUES = {"default": {"URL": url, "DEFAULT_TIMEOUT": 300}}
+    settings.RQ_QUEUES = {name: {"URL": url, "DEFAULT_TIMEOUT": 300} for name in ("default", "low")}
 
     class Server:
         process: subprocess.Popen | None = None

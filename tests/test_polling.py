@@ -211,4 +211,5 @@ def test_a_live_download_keeps_its_row_fresh_so_the_sweeper_leaves_it_alone(api,
         finally:
             downloading.join(timeout=30)
     assert status(generation) == "succeeded"
-    assert django_rq.get_queue("default").count == 0  # the poster was cut by the fetch itself
+    assert django_rq.get_queue("default").count == 0
+    assert [job.func_name for job in django_rq.get_queue("low").jobs] == ["generations.jobs.make_poster"]

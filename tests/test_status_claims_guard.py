@@ -20,6 +20,7 @@ from generations.services import (
     generation_create,
     generation_fail,
     generation_mark_running,
+    generation_start_fetch_attempt,
     generation_succeed,
 )
 
@@ -194,3 +195,32 @@ def test_the_sweeper_leaves_a_live_download_past_its_deadline_alone(alice):
         Generation.objects.filter(pk=generation.pk).update(updated_at=timezone.now())
         assert jobs.reconcile() == []
     assert Generation.objects.get(pk=generation.pk).status == Status.FETCHING
+
+
+def test_a_submit_claim_returns_the_row_as_the_claim_left_it_and_only_once(alice):
+    generation = created(alice)
+    claimed = generation_claim_submit(generation_id=generation.pk)
+    assert (claimed.pk, claimed.status, claimed.submit_attempts) == (generation.pk, Status.SUBMITTING, 1)
+    # Read back through the backend's converters: a datetime, a UUID, a Decimal stay what they are.
+    assert claimed.created_at == generation.created_at
+    assert claimed.updated_at > generation.updated_at
+    assert (claimed.user_id, claimed.prompt) == (alice.pk, "a heron")
+    assert claimed.cost_cents == generation.cost_cents
+    assert claimed.cents_per_second == generation.cents_per_second
+    assert generation_claim_submit(generation_id=generation.pk) is None
+    generation.refresh_from_db()
+    assert (generation.status, generation.submit_attempts) == (Status.SUBMITTING, 1)
+
+
+def test_a_fetch_attempt_is_counted_in_the_claim_that_returns_the_row(alice):
+    generation = created(alice)
+    assert generation_start_fetch_attempt(generation_id=generation.pk) is None  # not fetching
+    assert generation_claim_submit(generation_id=generation.pk)
+    assert generation_mark_running(generation_id=generation.pk, job_id="job-1", first_poll_in=5)
+    assert generation_claim_fetch(
+        generation_id=generation.pk, result_url="http://x/v.mp4", upstream_status=2, queue_fetch=False
+    )
+    first = generation_start_fetch_attempt(generation_id=generation.pk)
+    second = generation_start_fetch_attempt(generation_id=generation.pk)
+    assert (first.fetch_attempts, second.fetch_attempts) == (1, 2)
+    assert second.result_url == "http://x/v.mp4"

@@ -532,6 +532,7 @@ def main() -> None:
     redis_kind = "Redis at REDIS_URL" if os.environ.get("REDIS_URL") else "embedded Redis"
     runs: list[dict] = []
     naive = None
+    load_at_start = os.getloadavg()
     try:
         stack.start()
         django_setup(stack)
@@ -601,7 +602,10 @@ def main() -> None:
             f"`bench/pipeline.py --scenarios {args.scenarios} --scale {args.scale}`; "
             f"{database}, {redis_kind}; "
             f"gunicorn 3×4 threads; worker settings as shipped (WORKER_THREADS, DATABASE_POOL_MAX_SIZE "
-            "defaults unless the environment set them). Machine: 2 cores shared with other work."
+            "defaults unless the environment set them). Machine: "
+            f"{os.cpu_count()} cores shared with other work; load average (1, 5, 15 min) at the start "
+            f"{', '.join(f'{x:.2f}' for x in load_at_start)}, at the end "
+            f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}."
         )
         text = report(runs, naive, context)
         print(text)

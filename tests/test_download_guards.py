@@ -202,3 +202,50 @@ def test_a_url_that_is_not_http_is_refused_for_good():
     with pytest.raises(DownloadError, match="refused the video URL") as caught:
         download_to_tempfile("file:///etc/passwd", max_bytes=10_000)
     assert caught.value.retryable is False
+
+
+def test_a_host_that_never_answers_is_given_up_after_the_read_timeout(settings):
+    """The connection is accepted but no answer comes: the read timeout (SHORTAPI_READ_TIMEOUT) ends
+    the wait, and the download is tried again later. The host holds its answer for 20 s at most, so
+    that code without a timeout finishes (and fails this test) instead of hanging."""
+    release = threading.Event()
+
+    class Silent(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(20)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(MP4)))
+            self.end_headers()
+            self.wfile.write(MP4)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    settings.SHORTAPI_BASE_URL = url
+    settings.SHORTAPI_READ_TIMEOUT = 0.5
+    try:
+        with pytest.raises(DownloadError, match="could not fetch the video: ReadTimeout") as caught:
+            download_to_tempfile(f"{url}/v.mp4", max_bytes=10_000)
+        assert caught.value.retryable is True
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_video_host_that_does_not_resolve_is_retried_later(monkeypatch):
+    """DNS is down or the name not there yet: say which host, and try again later. (The resolver is
+    the system's, stood in for: no name lookup leaves this machine.)"""
+    import socket
+
+    def no_such_name(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    with pytest.raises(DownloadError) as caught:
+        download_to_tempfile("https://videos.example.com/v.mp4", max_bytes=10_000)
+    assert str(caught.value) == "could not resolve videos.example.com (the video host)"
+    assert caught.value.retryable is True

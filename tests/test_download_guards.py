@@ -257,3 +257,20 @@ def test_a_video_served_without_a_content_type_is_judged_by_its_bytes(provider):
     tmp, size = download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
     tmp.close()
     assert size == len(MP4)
+
+
+def test_a_video_declaring_exactly_the_cap_is_accepted(provider):
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4"}, MP4)  # Content-Length: len(MP4)
+    tmp, size = download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=len(MP4))
+    tmp.close()
+    assert size == len(MP4)
+
+
+def test_a_video_sent_gzip_encoded_is_stored_decoded(provider):
+    import gzip
+
+    packed = gzip.compress(MP4)
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4", "Content-Encoding": "gzip"}, packed)
+    tmp, size = download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    with tmp:
+        assert (tmp.read(), size) == (MP4, len(MP4))

@@ -274,3 +274,12 @@ def test_a_video_sent_gzip_encoded_is_stored_decoded(provider):
     tmp, size = download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
     with tmp:
         assert (tmp.read(), size) == (MP4, len(MP4))
+
+
+def test_a_download_that_breaks_off_midway_is_retried_later(provider):
+    """The host promises more bytes than it sends, then closes: a broken transfer, tried again."""
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4", "Content-Length": "5000"}, MP4)
+    with pytest.raises(DownloadError) as caught:
+        download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    assert str(caught.value).startswith("the video download broke off: ")
+    assert caught.value.retryable is True

@@ -32,6 +32,7 @@ MODULE_TESTS = {
         "test_polling",
         "test_api_generations",
         "test_pipeline",
+        "test_services_mutants",
     ],
     "generations.jobs": [
         "test_status_claims_guard",

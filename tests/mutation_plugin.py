@@ -24,22 +24,24 @@ MODULE_TESTS = {
     "accounts.billing.topups": ["test_billing", "test_stripe_guards"],
     "accounts.billing.stripe_events": ["test_billing", "test_stripe_guards"],
     "accounts.billing.views": ["test_billing", "test_stripe_guards", "test_billing_pages"],
+    # Not test_pipeline nor test_polling (50 s of live-server runs): every survivor of the
+    # generation_create path (called by nearly every test) would run them, a minute each.
     "generations.services": [
+        "test_services_mutants",
         "test_status_claims_guard",
         "test_video_links_guard",
         "test_cancel",
         "test_sweeper",
-        "test_polling",
         "test_api_generations",
-        "test_pipeline",
-        "test_services_mutants",
     ],
+    # Not test_pipeline, test_polling nor test_faults (live-server runs, a minute and more for each
+    # survivor); the functions mutmut mutates here (the jobs' own entry points are decorated, which
+    # it skips) are the sweeper, adopt_job, _fail, job_request and the poster, pinned narrowly.
     "generations.jobs": [
+        "test_jobs_mutants",
         "test_status_claims_guard",
         "test_sweeper",
-        "test_polling",
-        "test_faults",
-        "test_pipeline",
+        "test_callback_guard",
     ],
     "generations.user_webhooks": ["test_webhooks"],
     "generations.webhooks": ["test_callback_guard"],

@@ -408,6 +408,7 @@ def test_an_input_deleted_before_the_submit_is_refused_naming_its_field(alice, r
 def test_a_fail_writes_every_field_refunds_once_and_tells_the_webhook(alice, frozen, caplog):
     caplog.set_level(logging.WARNING, logger="generations.services")
     generation = moved(create(alice, webhook_url=HOOK), Status.RUNNING, next_poll_at=timezone.now())
+    frozen.shift(timedelta(seconds=5))
     long_error = "E" * 600
     assert generation_fail(
         generation_id=generation.pk, error=long_error, detail="d-1", failure_class="deadline"
@@ -465,6 +466,8 @@ def test_a_fail_only_from_the_named_statuses_and_the_seen_moment(alice):
 def test_the_submit_claim_counts_attempts_and_release_gives_it_back(alice, frozen):
     generation = create(alice)
     other = create(alice)
+    submitting = create(alice)
+    assert generation_claim_submit(generation_id=submitting.pk)
     frozen.shift(timedelta(seconds=10))
     assert generation_claim_submit(generation_id=generation.pk) is True
     assert generation_claim_submit(generation_id=generation.pk) is False
@@ -484,6 +487,8 @@ def test_the_submit_claim_counts_attempts_and_release_gives_it_back(alice, froze
     assert row.submit_attempts == 2
     other.refresh_from_db()
     assert (other.status, other.submit_attempts) == (Status.QUEUED, 0)
+    submitting.refresh_from_db()
+    assert (submitting.status, submitting.error_detail) == (Status.SUBMITTING, "")
 
 
 def test_a_submit_with_an_upstream_job_is_not_released(alice):
@@ -496,15 +501,17 @@ def test_a_submit_with_an_upstream_job_is_not_released(alice):
 
 
 def test_an_unknown_outcome_is_noted_on_a_submitting_generation_only(alice, frozen):
-    submitting, queued = create(alice), create(alice)
+    submitting, queued, twin = create(alice), create(alice), create(alice)
     assert generation_claim_submit(generation_id=submitting.pk)
+    assert generation_claim_submit(generation_id=twin.pk)
     frozen.shift(timedelta(seconds=5))
     generation_note_unknown_outcome(generation_id=submitting.pk, detail="unknown outcome: timeout")
     generation_note_unknown_outcome(generation_id=queued.pk, detail="unknown outcome: timeout")
     submitting.refresh_from_db()
     queued.refresh_from_db()
+    twin.refresh_from_db()
     assert (submitting.error_detail, submitting.updated_at) == ("unknown outcome: timeout", timezone.now())
-    assert queued.error_detail == ""
+    assert (queued.error_detail, twin.error_detail) == ("", "")
 
 
 def test_mark_running_starts_the_one_poll_chain(alice, frozen, django_capture_on_commit_callbacks):
@@ -742,6 +749,14 @@ def test_sharing_makes_one_link_that_survives_listing_and_private_drops_it(alice
     assert saved(generation)[2] not in (None, slug)
 
 
+def test_sharing_saves_only_the_sharing_fields_of_a_row_read_earlier(alice):
+    generation = generation_row(alice, status=Status.SUCCEEDED)
+    Generation.objects.filter(pk=generation.pk).update(video_bytes=999, prompt="changed meanwhile")
+    generation_set_visibility(generation=generation, visibility="listed")
+    row = Generation.objects.get(pk=generation.pk)
+    assert (row.video_bytes, row.prompt, row.listed) == (999, "changed meanwhile", True)
+
+
 def test_only_a_finished_video_is_shared_and_an_unknown_visibility_is_an_error(alice):
     running = generation_row(alice, status=Status.RUNNING)
     with pytest.raises(NotShareable):
@@ -804,6 +819,7 @@ def test_a_delete_hides_the_row_and_removes_its_files_after_commit(
     poster = default_storage.save(f"posters/t/{generation.pk}.jpg", ContentFile(b"poster"))
     Generation.objects.filter(pk=generation.pk).update(video=video, poster=poster)
     other = generation_row(alice, status=Status.SUCCEEDED, shared=True)
+    frozen.shift(timedelta(seconds=5))
     with django_capture_on_commit_callbacks(execute=True):
         generation_delete(generation=generation)
         assert default_storage.exists(video) and default_storage.exists(poster)
@@ -822,6 +838,25 @@ def test_a_delete_hides_the_row_and_removes_its_files_after_commit(
     assert (other.deleted_at, other.shared) == (None, True)
     with pytest.raises(GenerationUnfinished):
         generation_delete(generation=generation)  # deleted already
+
+
+def test_a_file_that_cannot_be_removed_is_logged_and_the_others_still_go(
+    alice, media, django_capture_on_commit_callbacks, caplog
+):
+    generation = generation_row(alice, status=Status.SUCCEEDED)
+    # A directory with something in it: the storage's delete raises OSError for it.
+    stuck = f"videos/t/{generation.pk}.mp4"
+    default_storage.save(f"{stuck}/inside", ContentFile(b"x"))
+    poster = default_storage.save(f"posters/t/{generation.pk}.jpg", ContentFile(b"poster"))
+    Generation.objects.filter(pk=generation.pk).update(video=stuck, poster=poster)
+    with django_capture_on_commit_callbacks(execute=True):
+        generation_delete(generation=generation)
+    assert not default_storage.exists(poster)
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
+        f"could not delete stored file {stuck}"
+    ]
+    generation.refresh_from_db()
+    assert generation.deleted_at is not None
 
 
 def test_a_failed_generation_without_files_is_deleted_too(alice, django_capture_on_commit_callbacks):

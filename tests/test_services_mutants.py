@@ -255,6 +255,13 @@ def test_a_delay_books_the_job_for_later_and_none_or_zero_queues_it_now(
         ("generations.jobs.submit", ("g-2",)),
     ]
     assert booked[1][2] == ALIGNED + timedelta(seconds=31)
+    queue = django_rq.get_queue("default")
+    [poll] = [
+        queue.fetch_job(i)
+        for i in queue.scheduled_job_registry.get_job_ids()
+        if queue.fetch_job(i).func_name == "generations.jobs.poll"
+    ]
+    assert poll.timeout == job_timeout("generations.jobs.poll")  # a booked job keeps its time limit
 
 
 def test_a_job_queued_on_commit_waits_for_the_commit(django_capture_on_commit_callbacks, frozen):
@@ -328,8 +335,10 @@ def test_without_a_shortapi_key_nothing_is_created(alice, settings):
     assert not Generation.objects.exists()
 
 
-def test_one_more_than_the_active_limit_is_refused(alice, settings):
+def test_one_more_than_the_active_limit_is_refused(alice, bob, settings):
     settings.MAX_ACTIVE_GENERATIONS_PER_USER = 2
+    create(bob)
+    create(bob)  # bob's count, not alice's
     create(alice)
     create(alice)
     with pytest.raises(TooManyActive) as refused:
@@ -539,6 +548,14 @@ def test_mark_running_starts_the_one_poll_chain(alice, frozen, django_capture_on
     assert not generation_mark_running(generation_id=generation.pk, job_id="job-2", first_poll_in=20)
     other.refresh_from_db()
     assert (other.status, other.upstream_job_id) == (Status.QUEUED, "")
+
+
+def test_a_generation_that_has_ended_cannot_be_marked_running(alice):
+    cancelled = create(alice)
+    Generation.objects.filter(pk=cancelled.pk).update(status=Status.FAILED)
+    assert not generation_mark_running(generation_id=cancelled.pk, job_id="job-1", first_poll_in=20)
+    cancelled.refresh_from_db()
+    assert (cancelled.status, cancelled.upstream_job_id) == (Status.FAILED, "")
 
 
 def test_mark_running_without_an_amount_leaves_it_unknown(alice):

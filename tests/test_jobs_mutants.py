@@ -20,6 +20,7 @@ from generations import jobs, shortapi
 from generations.models import Generation, Upload, WebhookDelivery
 from generations.services import generation_claim_submit, generation_create
 from generations.uploads import Inputs, generation_input_urls
+from seedance_site.logs import ContextFilter
 from tests import media
 from tests.factories import SIM_KEY, generation_row, ledger
 
@@ -217,13 +218,31 @@ def test_a_callbacks_job_that_upstream_shows_as_this_request_is_adopted_and_poll
     assert f"generation {generation.pk} resumed from a callback with job {job_id}" in log_lines(caplog)
 
 
+class Collected(logging.Handler):
+    """The records as a production handler sees them: with the log context's fields."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(ContextFilter())
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def test_a_job_for_another_request_is_refused(alice, upstream, caplog, committed):
     caplog.set_level(logging.WARNING, logger="generations.jobs")
     generation, _ = lost_submit(alice)
     other = create(alice, prompt="[sim:no-callback] something else")
     other_job = shortapi.create_job(**jobs.job_request(other), callback_url="http://127.0.0.1:9/cb")
-    with committed():
-        jobs.adopt_job(str(generation.pk), other_job.job_id)
+    collected = Collected()
+    logging.getLogger("generations.jobs").addHandler(collected)
+    try:
+        with committed():
+            jobs.adopt_job(str(generation.pk), other_job.job_id)
+    finally:
+        logging.getLogger("generations.jobs").removeHandler(collected)
+    assert [r.context_fields for r in collected.records] == [{"generation": str(generation.pk)}]
     generation.refresh_from_db()
     assert (generation.status, generation.upstream_job_id) == (Status.SUBMITTING, "")
     assert log_lines(caplog) == [
@@ -248,18 +267,21 @@ def test_a_job_another_generation_has_is_refused_without_asking_upstream(alice, 
 
 
 def test_a_generation_that_already_has_a_job_or_has_ended_adopts_nothing(alice, upstream, committed):
+    """Decided from our own row alone: upstream is not even asked."""
     generation, job_id = lost_submit(alice)
     Generation.objects.filter(pk=generation.pk).update(upstream_job_id="job-own")
     with committed():
         jobs.adopt_job(str(generation.pk), job_id)
     generation.refresh_from_db()
     assert generation.upstream_job_id == "job-own"
+    assert upstream.jobs[job_id].query_calls == 0
     failed, failed_job = lost_submit(alice)
     moved(failed, Status.FAILED)
     with committed():
         jobs.adopt_job(str(failed.pk), failed_job)
     failed.refresh_from_db()
     assert (failed.status, failed.upstream_job_id) == (Status.FAILED, "")
+    assert upstream.jobs[failed_job].query_calls == 0
     assert queued_jobs() == []
 
 
@@ -409,12 +431,20 @@ def test_the_sweeper_reads_each_generation_in_one_query(alice, frozen, django_as
         assert jobs.reconcile() == [f"{lost.pk} resumed: poll queued"]
 
 
-def test_the_scheduled_sweep_logs_each_line_and_books_its_next_run(alice, caplog, frozen, committed):
+def test_the_scheduled_sweep_logs_each_line_and_books_its_next_run(
+    alice, caplog, frozen, committed, settings, media
+):
     caplog.set_level(logging.INFO, logger="generations.jobs")
+    settings.UPLOAD_UNUSED_DAYS = 30
     stale = at(alice, Status.QUEUED, updated=timedelta(minutes=5))
+    unused = upload(alice, "image")
+    Upload.objects.filter(pk=unused.pk).update(created_at=NOW - timedelta(days=31))
     with committed():
         jobs.sweep()
-    assert f"sweeper: {stale.pk} resumed: submit queued again" in log_lines(caplog)
+    assert log_lines(caplog) == [
+        f"sweeper: {stale.pk} resumed: submit queued again",
+        f"sweeper: upload {unused.pk} unused for 30 days: deleted",
+    ]
     assert [name for name, _, _ in scheduled_jobs()] == ["generations.jobs.sweep"]
 
 

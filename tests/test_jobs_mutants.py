@@ -136,9 +136,11 @@ def test_the_retry_backoff_doubles_from_the_first_poll_interval_up_to_a_minute(s
 # --- job_request -------------------------------------------------------------------------------------
 
 
-def test_a_text_to_video_request_names_its_settings_and_no_inputs(alice):
+def test_a_text_to_video_request_names_its_settings_and_no_inputs(alice, django_assert_num_queries):
     generation = create(alice, prompt="a fox")
-    assert jobs.job_request(generation) == {
+    with django_assert_num_queries(0):  # no inputs to look up
+        request = jobs.job_request(generation)
+    assert request == {
         "prompt": "a fox",
         "mode": "std",
         "duration": 5,

@@ -62,14 +62,16 @@ def migrated_template() -> None:
 
 
 def survivors(modules: list[str]) -> list[str]:
-    """The mutants of `modules` that the last run let through: after a test is added, only these need
-    testing again (mutmut re-tests every mutant it is given by name or pattern)."""
+    """The mutants of `modules` that the last run let through, or has not checked: after a test is
+    added, only these need testing again (mutmut re-tests every mutant it is given by name, but
+    skips those it has a verdict for when given a pattern)."""
     names = []
     for module in modules:
         meta = ROOT / "mutants" / (module.replace(".", "/") + ".py.meta")
         if meta.exists():
             codes = json.loads(meta.read_text())["exit_code_by_key"]
-            let_through = ("survived", "no tests", "suspicious")
+            # Not checked too: a function whose source changed since (its verdicts reset).
+            let_through = ("survived", "no tests", "suspicious", "not checked")
             names += [name for name, code in codes.items() if status_by_exit_code[code] in let_through]
     return names
 

@@ -466,9 +466,11 @@ def test_a_webhook_delivery_job_makes_one_try_of_that_delivery(alice, settings):
 # --- The poster --------------------------------------------------------------------------------------
 
 
-def test_the_poster_is_the_first_frame_as_a_jpeg(tmp_path):
+def test_the_poster_is_the_first_frame_as_a_jpeg(tmp_path, monkeypatch):
     clip = media.video(tmp_path / "clip.mp4", seconds=1)
+    monkeypatch.chdir(tmp_path)
     jpeg = jobs._poster_frame(str(clip))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # cut in a directory of its own
     assert jpeg[:3] == b"\xff\xd8\xff"
     (tmp_path / "poster.jpg").write_bytes(jpeg)
     assert "mjpeg" in media.probe(tmp_path / "poster.jpg")

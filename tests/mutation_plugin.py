@@ -130,7 +130,11 @@ def _fastest_first(items: list[pytest.Item]) -> None:
     """mutmut hands a mutant's tests to pytest as a set, so pytest runs them in no useful order and a
     mutant the first fast test would kill could wait a minute for the pipeline tests (test_faults)
     first. Run them in the order of their clean run's durations (mutmut's stats), fastest first,
-    so that -x stops a killed mutant as early as it can; tests with no figure yet come first."""
+    so that -x stops a killed mutant as early as it can; tests with no figure yet come first.
+
+    A module's own narrow tests (tests/test_*_mutants.py) go before all others: a short test of
+    another module that waits on a worker (run_jobs, up to a minute) for what the mutant broke
+    would otherwise run first and time out, where the narrow test fails in a fraction of a second."""
     try:
         from mutmut.state import state
 
@@ -138,7 +142,13 @@ def _fastest_first(items: list[pytest.Item]) -> None:
     except Exception:  # noqa: BLE001 - an ordering only: without mutmut's figures keep pytest's
         return
     position = {id(item): n for n, item in enumerate(items)}
-    items.sort(key=lambda item: (durations.get(item.nodeid, 0.0), position[id(item)]))
+    items.sort(
+        key=lambda item: (
+            not item.nodeid.split("::")[0].endswith("_mutants.py"),
+            durations.get(item.nodeid, 0.0),
+            position[id(item)],
+        )
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

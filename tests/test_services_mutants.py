@@ -26,6 +26,7 @@ from generations.services import (
     IdempotencyKeyOfDeleted,
     InputGone,
     NotShareable,
+    SpendLimitReached,
     SubmittingTooFast,
     TooManyActive,
     UpstreamUnconfigured,
@@ -339,12 +340,38 @@ def test_one_more_than_the_active_limit_is_refused(alice, bob, settings):
     settings.MAX_ACTIVE_GENERATIONS_PER_USER = 2
     create(bob)
     create(bob)  # bob's count, not alice's
+    generation_row(alice, status=Status.SUCCEEDED)
+    generation_row(alice, status=Status.FAILED)  # finished ones are not active
     create(alice)
     create(alice)
     with pytest.raises(TooManyActive) as refused:
         create(alice)
     assert refused.value.limit == 2
-    assert Generation.objects.filter(user=alice).count() == 2
+    assert Generation.objects.filter(user=alice, status=Status.QUEUED).count() == 2
+
+
+def test_a_repeated_key_returns_its_generation_before_any_other_check(alice, settings):
+    first = create(alice, idempotency_key="k-1")
+    settings.SHORTAPI_KEY = ""  # unconfigured since
+    settings.SUBMIT_RATE_LIMIT = "1/m"  # and over the rate
+    assert generation_create(
+        user=alice, prompt="a heron", mode="std", duration=5, aspect_ratio="16:9", idempotency_key="k-1"
+    ) == (first, False)
+
+
+def test_a_submission_past_the_monthly_spend_limit_is_refused(alice):
+    AccountSettings.objects.update_or_create(user=alice, defaults={"monthly_spend_limit_cents": 200})
+    create(alice)  # 120 of 200
+    with pytest.raises(SpendLimitReached):
+        create(alice)  # 240 would pass it
+    assert Generation.objects.filter(user=alice).count() == 1
+
+
+def test_a_first_and_last_frame_generation_says_so(alice):
+    images = (upload(alice, "image"), upload(alice, "image"))
+    row = create(alice, inputs=Inputs(images=images, first_last_frame=True))
+    row.refresh_from_db()
+    assert (row.model, row.first_last_frame) == ("image-to-video", True)
 
 
 def test_crossing_the_low_balance_mark_queues_its_email(db):

@@ -619,6 +619,7 @@ def test_a_poll_claims_the_next_link_and_books_it(alice, settings, frozen):
     settings.GENERATION_POLL_MAX_SECONDS = 30
     generation = moved(create(alice), Status.RUNNING, poll_count=2)
     other = moved(create(alice), Status.RUNNING, poll_count=2)
+    frozen.shift(timedelta(seconds=5))
     assert generation_record_poll(generation_id=generation.pk, seen_poll_count=2, upstream_status=1) == 20
     row = Generation.objects.get(pk=generation.pk)
     assert (row.poll_count, row.upstream_status) == (3, 1)

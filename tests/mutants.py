@@ -3,6 +3,7 @@
     .venv/bin/python tests/mutants.py                      # every module in [tool.mutmut] only_mutate
     .venv/bin/python tests/mutants.py accounts.billing.ledger generations.downloads   # some of them
     .venv/bin/python tests/mutants.py --report             # the table of the last run, nothing run
+    .venv/bin/python tests/mutants.py --survivors accounts.billing.ledger   # only the last survivors again
 
 Runs as on a fresh machine: SQLite and the embedded Redis, whatever DATABASE_URL and REDIS_URL say
 (mutmut's workers would otherwise share one PostgreSQL test database). Each worker process gets a
@@ -58,6 +59,21 @@ def migrated_template() -> None:
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{TEMPLATE}", "DJANGO_SECRET_KEY": "mutants-template"}
     migrate = [BIN / "python", "manage.py", "migrate", "--verbosity", "0"]
     subprocess.run(migrate, cwd=ROOT, env=env, check=True)
+
+
+def survivors(modules: list[str]) -> list[str]:
+    """The mutants of `modules` that the last run let through, or has not checked: after a test is
+    added, only these need testing again (mutmut re-tests every mutant it is given by name, but
+    skips those it has a verdict for when given a pattern)."""
+    names = []
+    for module in modules:
+        meta = ROOT / "mutants" / (module.replace(".", "/") + ".py.meta")
+        if meta.exists():
+            codes = json.loads(meta.read_text())["exit_code_by_key"]
+            # Not checked too: a function whose source changed since (its verdicts reset).
+            let_through = ("survived", "no tests", "suspicious", "not checked")
+            names += [name for name, code in codes.items() if status_by_exit_code[code] in let_through]
+    return names
 
 
 def report(modules: list[str]) -> list[dict[str, object]]:
@@ -119,6 +135,12 @@ def main(argv: list[str]) -> int:
         os.environ["SEEDANCE_MUTANTS_MODULES"] = ",".join(modules)
         jobs = os.environ.get("MUTANTS_JOBS") or str(os.cpu_count() or 2)
         patterns = [] if modules == known else [f"{m}.*" for m in modules]
+        if "--survivors" in argv:
+            patterns = survivors(modules)
+            if not patterns:
+                print("No survivors to test again.")
+                print_table(report(modules))
+                return 0
         started = time.monotonic()
         done = subprocess.run([BIN / "mutmut", "run", "--max-children", jobs, *patterns], cwd=ROOT)
         print(f"\nmutmut ran {time.monotonic() - started:.0f} s (exit {done.returncode})\n")

@@ -24,21 +24,24 @@ MODULE_TESTS = {
     "accounts.billing.topups": ["test_billing", "test_stripe_guards"],
     "accounts.billing.stripe_events": ["test_billing", "test_stripe_guards"],
     "accounts.billing.views": ["test_billing", "test_stripe_guards", "test_billing_pages"],
+    # Not test_pipeline nor test_polling (50 s of live-server runs): every survivor of the
+    # generation_create path (called by nearly every test) would run them, a minute each.
     "generations.services": [
+        "test_services_mutants",
         "test_status_claims_guard",
         "test_video_links_guard",
         "test_cancel",
         "test_sweeper",
-        "test_polling",
         "test_api_generations",
-        "test_pipeline",
     ],
+    # Not test_pipeline, test_polling nor test_faults (live-server runs, a minute and more for each
+    # survivor); the functions mutmut mutates here (the jobs' own entry points are decorated, which
+    # it skips) are the sweeper, adopt_job, _fail, job_request and the poster, pinned narrowly.
     "generations.jobs": [
+        "test_jobs_mutants",
         "test_status_claims_guard",
         "test_sweeper",
-        "test_polling",
-        "test_faults",
-        "test_pipeline",
+        "test_callback_guard",
     ],
     "generations.user_webhooks": ["test_webhooks"],
     "generations.webhooks": ["test_callback_guard"],
@@ -119,6 +122,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = keep
+    if mutant and mutant != "stats":
+        _fastest_first(items)
+
+
+def _fastest_first(items: list[pytest.Item]) -> None:
+    """mutmut hands a mutant's tests to pytest as a set, so pytest runs them in no useful order and a
+    mutant the first fast test would kill could wait a minute for the pipeline tests (test_faults)
+    first. Run them in the order of their clean run's durations (mutmut's stats), fastest first,
+    so that -x stops a killed mutant as early as it can; tests with no figure yet come first.
+
+    A module's own narrow tests (tests/test_*_mutants.py) go before all others: a short test of
+    another module that waits on a worker (run_jobs, up to a minute) for what the mutant broke
+    would otherwise run first and time out, where the narrow test fails in a fraction of a second."""
+    try:
+        from mutmut.state import state
+
+        durations = state().duration_by_test
+    except Exception:  # noqa: BLE001 - an ordering only: without mutmut's figures keep pytest's
+        return
+    position = {id(item): n for n, item in enumerate(items)}
+    items.sort(
+        key=lambda item: (
+            not item.nodeid.split("::")[0].endswith("_mutants.py"),
+            durations.get(item.nodeid, 0.0),
+            position[id(item)],
+        )
+    )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

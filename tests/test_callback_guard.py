@@ -84,6 +84,7 @@ def test_a_callback_for_a_running_generation_queues_one_poll(client, running):
         ({"data": {"id": "job-9"}}, "job-9"),
         ({"id": 4711}, "4711"),
         ({"data": {"job_id": "j" * 128}}, "j" * 128),
+        ({"data": {"job_id": "7"}}, "7"),  # one character is an id too
     ],
 )
 def test_a_callback_naming_a_job_for_a_generation_without_one_queues_a_check_of_it(
@@ -150,3 +151,40 @@ def test_a_callback_for_a_generation_that_does_not_exist_is_not_found(client, db
 def test_a_callback_is_a_post(client, running):
     assert client.get(f"/webhooks/shortapi/{callback_token(running.pk)}/").status_code == 405
     assert queued_jobs() == []
+
+
+def test_a_callback_body_of_exactly_64_kib_is_read(client, queued):
+    body = json.dumps({"data": {"job_id": "job-9"}, "pad": ""}).encode()
+    body = body.replace(b'"pad": ""', b'"pad": "' + b"x" * (64 * 1024 - len(body)) + b'"')
+    assert len(body) == 64 * 1024
+    assert call(client, queued, raw=body).status_code == 200
+    assert queued_jobs() == [("generations.jobs.adopt_job", (str(queued.pk), "job-9"))]
+
+
+def test_a_callback_naming_a_job_for_a_failed_generation_that_never_had_one_queues_nothing(client, queued):
+    Generation.objects.filter(pk=queued.pk).update(status=Generation.Status.FAILED)
+    assert call(client, queued, {"data": {"job_id": "job-9"}}).status_code == 200
+    assert queued_jobs() == []
+
+
+def test_a_callback_for_a_generation_gone_since_its_token_was_made_says_so(client, queued):
+    token = callback_token(queued.pk)
+    Generation.objects.filter(pk=queued.pk).delete()
+    response = call(client, token, {"data": {"job_id": "job-9"}})
+    assert response.status_code == 404
+    assert response.json() == {"error": {"code": "not_found", "message": "Unknown callback."}}
+    assert queued_jobs() == []
+
+
+@pytest.mark.parametrize("state", ["queued", "running"])
+def test_a_callback_reads_its_generation_in_one_query(client, request, state):
+    """A callback may come for every job at once: it reads the three columns it needs, once."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    generation = request.getfixturevalue(state)
+    with CaptureQueriesContext(connection) as queries:
+        assert call(client, generation, {"data": {"job_id": "job-9"}}).status_code == 200
+    reads = [q["sql"] for q in queries if "generations_generation" in q["sql"]]
+    assert len(reads) == 1, reads
+    assert len(queued_jobs()) == 1

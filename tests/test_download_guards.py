@@ -99,8 +99,9 @@ def test_a_redirect_within_the_providers_host_is_followed(provider):
 def test_a_file_that_is_not_an_mp4_is_refused_however_it_is_labelled(provider):
     page = b"<html><body>Your video is ready! Click here.</body></html>" * 4
     provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4"}, page)
-    with pytest.raises(DownloadError, match="not an MP4") as caught:
+    with pytest.raises(DownloadError) as caught:
         download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    assert str(caught.value) == "the downloaded file is not an MP4 video"
     assert caught.value.retryable is False
 
 
@@ -182,8 +183,9 @@ def test_the_download_reports_progress_after_each_chunk(provider):
 
 def test_a_redirect_loop_is_given_up_after_three_redirects(provider):
     provider.routes["/v.mp4"] = (302, {"Location": "/v.mp4"}, b"")
-    with pytest.raises(DownloadError, match="too many redirects") as caught:
+    with pytest.raises(DownloadError) as caught:
         download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    assert str(caught.value) == "too many redirects for the video URL"
     assert caught.value.retryable is False
     assert provider.hits == ["/v.mp4"] * 4  # the first request and three redirects
 
@@ -202,3 +204,83 @@ def test_a_url_that_is_not_http_is_refused_for_good():
     with pytest.raises(DownloadError, match="refused the video URL") as caught:
         download_to_tempfile("file:///etc/passwd", max_bytes=10_000)
     assert caught.value.retryable is False
+
+
+def test_a_host_that_never_answers_is_given_up_after_the_read_timeout(settings):
+    """The connection is accepted but no answer comes: the read timeout (SHORTAPI_READ_TIMEOUT) ends
+    the wait, and the download is tried again later. The host holds its answer for 20 s at most, so
+    that code without a timeout finishes (and fails this test) instead of hanging."""
+    release = threading.Event()
+
+    class Silent(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            release.wait(20)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(MP4)))
+            self.end_headers()
+            self.wfile.write(MP4)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Silent)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    settings.SHORTAPI_BASE_URL = url
+    settings.SHORTAPI_READ_TIMEOUT = 0.5
+    try:
+        with pytest.raises(DownloadError, match="could not fetch the video: ReadTimeout") as caught:
+            download_to_tempfile(f"{url}/v.mp4", max_bytes=10_000)
+        assert caught.value.retryable is True
+    finally:
+        release.set()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_video_host_that_does_not_resolve_is_retried_later(monkeypatch):
+    """DNS is down or the name not there yet: say which host, and try again later. (The resolver is
+    the system's, stood in for: no name lookup leaves this machine.)"""
+    import socket
+
+    def no_such_name(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_name)
+    with pytest.raises(DownloadError) as caught:
+        download_to_tempfile("https://videos.example.com/v.mp4", max_bytes=10_000)
+    assert str(caught.value) == "could not resolve videos.example.com (the video host)"
+    assert caught.value.retryable is True
+
+
+def test_a_video_served_without_a_content_type_is_judged_by_its_bytes(provider):
+    provider.routes["/v.mp4"] = (200, {}, MP4)  # no Content-Type at all: the ftyp check decides
+    tmp, size = download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    tmp.close()
+    assert size == len(MP4)
+
+
+def test_a_video_declaring_exactly_the_cap_is_accepted(provider):
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4"}, MP4)  # Content-Length: len(MP4)
+    tmp, size = download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=len(MP4))
+    tmp.close()
+    assert size == len(MP4)
+
+
+def test_a_video_sent_gzip_encoded_is_stored_decoded(provider):
+    import gzip
+
+    packed = gzip.compress(MP4)
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4", "Content-Encoding": "gzip"}, packed)
+    tmp, size = download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    with tmp:
+        assert (tmp.read(), size) == (MP4, len(MP4))
+
+
+def test_a_download_that_breaks_off_midway_is_retried_later(provider):
+    """The host promises more bytes than it sends, then closes: a broken transfer, tried again."""
+    provider.routes["/v.mp4"] = (200, {"Content-Type": "video/mp4", "Content-Length": "5000"}, MP4)
+    with pytest.raises(DownloadError) as caught:
+        download_to_tempfile(f"{provider.url}/v.mp4", max_bytes=10_000)
+    assert str(caught.value).startswith("the video download broke off: ")
+    assert caught.value.retryable is True

@@ -232,3 +232,76 @@ def test_a_grant_made_by_the_system_names_nobody_as_its_maker(alice):
 def test_a_grant_of_one_credit_is_a_grant_and_a_take_back_of_one_an_adjustment(alice):
     assert credits_grant(user=alice, amount_cents=1, reason="one").kind == CreditEntry.Kind.GRANT
     assert credits_grant(user=alice, amount_cents=-1, reason="one back").kind == CreditEntry.Kind.ADJUSTMENT
+
+
+def test_a_movement_for_a_user_who_does_not_exist_names_the_id(db):
+    from accounts.models import User
+
+    with pytest.raises(User.DoesNotExist) as caught:
+        credits_grant(user=User(pk=987_655), amount_cents=5, reason="ghost")
+    assert str(caught.value) == "No user with id 987655."
+
+
+def test_one_credit_arriving_while_something_is_owed_pays_the_debt_not_the_balance(alice):
+    """The smallest arrival goes the way of every other: to what is owed first (`amount > 0`)."""
+    credits_take_back(
+        user_id=alice.pk, amount_cents=10_002, description="x", idempotency_key="tb1", reference="r"
+    )
+    entry = credits_refund(
+        user_id=alice.pk, amount_cents=1, description="x", idempotency_key="one", reference="r"
+    )
+    assert (entry.owed_cents, entry.balance_after, entry.owed_after) == (-1, 0, 1)
+    account = credits_for_user(user=alice)
+    assert (account.balance_cents, account.owed_cents) == (0, 1)
+
+
+def test_a_twin_that_commits_while_we_wait_for_the_lock_is_returned_not_repeated(alice):
+    """The same change sent twice at once (a redelivered event handled by two workers): both pass the
+    unlocked look-up, one takes the account's lock and writes the entry. The other, once it has the
+    lock, must look again and return that entry. The twin is made to land exactly in that gap: run
+    just before the second call opens its transaction (the SAVEPOINT), as a committed twin would be
+    seen by a call that waited for its lock."""
+    from django.db import connection
+
+    twin = {}
+
+    def twin_lands_before_our_transaction(execute, sql, params, many, context):
+        if not twin and sql.startswith("SAVEPOINT"):
+            twin["entry"] = None  # once only (the twin's own statements pass through here too)
+            twin["entry"] = credits_refund(
+                user_id=alice.pk, amount_cents=7, description="twin", idempotency_key="twin", reference="r"
+            )
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(twin_lands_before_our_transaction):
+        ours = credits_refund(
+            user_id=alice.pk, amount_cents=7, description="ours", idempotency_key="twin", reference="r"
+        )
+    assert twin["entry"] is not None and twin["entry"].replayed is False
+    assert (ours.pk, ours.replayed, ours.description) == (twin["entry"].pk, True, "twin")
+    assert credits_for_user(user=alice).balance_cents == 10_007
+    assert CreditEntry.objects.filter(idempotency_key="twin").count() == 1
+
+
+def test_two_first_movements_of_a_new_user_at_once_both_land_on_one_account(db):
+    """A new user's first two movements at once (a grant and a refund, say): both find no account, and
+    both insert one. The second insert must give way (ON CONFLICT DO NOTHING) and lock the first's
+    row, not fail. The first movement is made to land just before the second's insert."""
+    from django.db import connection
+
+    from accounts.models import User
+
+    erin = User.objects.create_user(username="erin", password="pw-erinerin")
+    first = {}
+
+    def first_lands_before_our_insert(execute, sql, params, many, context):
+        if not first and sql.startswith("INSERT") and "creditaccount" in sql:
+            first["entry"] = None  # once only (the first movement's own insert passes through here)
+            first["entry"] = credits_grant(user=erin, amount_cents=3, reason="first")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(first_lands_before_our_insert):
+        second = credits_grant(user=erin, amount_cents=4, reason="second")
+    assert first["entry"] is not None
+    assert second.account_id == first["entry"].account_id
+    assert (second.balance_after, credits_for_user(user=erin).balance_cents) == (7, 7)

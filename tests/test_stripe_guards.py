@@ -161,3 +161,92 @@ def test_an_event_about_something_not_ours_is_ignored_and_says_so(fake_stripe, e
     done = stripe_event_process(event_id=row.pk)
     assert done.state == StripeEvent.State.IGNORED
     assert done.error.startswith("No top-up of ours matches this ")
+
+
+# --- what the stored event tells an operator (killed mutants: tests/MUTATION.md) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("event_type", "what"),
+    [
+        ("checkout.session.completed", "session"),
+        ("checkout.session.async_payment_succeeded", "session"),
+        ("checkout.session.async_payment_failed", "session"),
+        ("checkout.session.expired", "session"),
+        ("charge.succeeded", "charge"),
+        ("charge.refunded", "charge"),
+        ("charge.dispute.created", "dispute"),
+        ("charge.dispute.closed", "dispute"),
+    ],
+)
+def test_the_note_on_an_event_not_ours_names_what_it_was_about(fake_stripe, event_type, what):
+    obj = {"id": f"{what}_not_ours", "payment_intent": "pi_not_ours", "metadata": {}, "status": "won"}
+    row = stripe_event_receive(event=fake_stripe.event(event_type, obj))
+    done = stripe_event_process(event_id=row.pk)
+    assert (done.state, done.error) == (StripeEvent.State.IGNORED, f"No top-up of ours matches this {what}.")
+
+
+@pytest.mark.parametrize(
+    ("event_type", "state", "reason"),
+    [
+        ("checkout.session.async_payment_failed", TopUp.State.FAILED, "The payment did not go through."),
+        ("checkout.session.expired", TopUp.State.EXPIRED, "The checkout expired unpaid."),
+    ],
+)
+def test_an_unpaid_session_event_says_why_on_the_topup(fake_stripe, carol, event_type, state, reason):
+    topup = topup_create(user=carol, amount_cents=1000)
+    row = stripe_event_receive(
+        event=fake_stripe.event(event_type, fake_stripe.session(topup.stripe_session_id))
+    )
+    stripe_event_process(event_id=row.pk)
+    assert TopUp.objects.values_list("state", "error").get(pk=topup.pk) == (state, reason)
+
+
+def test_a_failed_event_carries_its_row_and_its_cause_and_is_logged(fake_stripe, carol, caplog):
+    topup = topup_create(user=carol, amount_cents=1000)
+    session = fake_stripe.mark_paid(topup.stripe_session_id)
+    session["amount_total"] = 999
+    row = stripe_event_receive(event=fake_stripe.event("checkout.session.completed", session))
+
+    with caplog.at_level("INFO", logger="accounts.billing.stripe_events"):
+        with pytest.raises(StripeEventFailed) as caught:
+            stripe_event_process(event_id=row.pk)
+    cause = (
+        f"Session {topup.stripe_session_id} paid 999 usd; top-up {topup.pk} is 1000 usd. Nothing credited."
+    )
+    assert caught.value.event.pk == row.pk
+    assert str(caught.value) == f"Stripe event {row.stripe_id} (checkout.session.completed) failed: {cause}"
+    assert [r.getMessage() for r in caplog.records if r.name == "accounts.billing.stripe_events"] == [
+        f"stripe event {row.stripe_id} (checkout.session.completed) failed: BillingError: {cause}"
+    ]
+
+
+def test_a_handled_event_is_logged_with_its_id_type_and_state(fake_stripe, caplog):
+    row = stripe_event_receive(event=fake_stripe.event("customer.created", {"id": "cus_1"}))
+    with caplog.at_level("INFO", logger="accounts.billing.stripe_events"):
+        stripe_event_process(event_id=row.pk)
+    assert [r.getMessage() for r in caplog.records if r.name == "accounts.billing.stripe_events"] == [
+        f"stripe event {row.stripe_id} (customer.created): ignored"
+    ]
+
+
+def test_an_over_long_type_and_note_are_cut_to_their_columns(fake_stripe, carol):
+    long_type = "x" * 150
+    assert len(stripe_event_receive(event=fake_stripe.event(long_type, {})).type) == 100
+    topup = topup_create(user=carol, amount_cents=1000)
+    session = fake_stripe.mark_paid(topup.stripe_session_id)
+    session["amount_total"] = "9" * 3000  # quoted back in the failure's note
+    row = stripe_event_receive(event=fake_stripe.event("checkout.session.completed", session))
+    with pytest.raises(StripeEventFailed):
+        stripe_event_process(event_id=row.pk)
+    row.refresh_from_db()
+    assert row.error.startswith("BillingError: Session ") and len(row.error) == 2000
+
+
+def test_processing_an_event_stamps_it_updated(fake_stripe, time_machine):
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    row = stripe_event_receive(event=fake_stripe.event("customer.created", {"id": "cus_2"}))
+    time_machine.move_to("2026-11-30 10:05:00+00:00", tick=False)
+    done = stripe_event_process(event_id=row.pk)
+    assert done.updated_at == done.processed_at
+    assert done.updated_at.isoformat() == "2026-11-30T10:05:00+00:00"

@@ -505,8 +505,9 @@ def test_the_submit_claim_counts_attempts_and_release_gives_it_back(alice, froze
     submitting = create(alice)
     assert generation_claim_submit(generation_id=submitting.pk)
     frozen.shift(timedelta(seconds=10))
-    assert generation_claim_submit(generation_id=generation.pk) is True
-    assert generation_claim_submit(generation_id=generation.pk) is False
+    claimed = generation_claim_submit(generation_id=generation.pk)
+    assert (claimed.pk, claimed.status, claimed.submit_attempts) == (generation.pk, Status.SUBMITTING, 1)
+    assert generation_claim_submit(generation_id=generation.pk) is None
     row = Generation.objects.get(pk=generation.pk)
     assert (row.status, row.submit_attempts, row.updated_at) == (Status.SUBMITTING, 1, timezone.now())
     frozen.shift(timedelta(seconds=10))
@@ -518,7 +519,7 @@ def test_the_submit_claim_counts_attempts_and_release_gives_it_back(alice, froze
         "create attempt failed: 503",
         timezone.now(),
     )
-    assert generation_claim_submit(generation_id=generation.pk) is True
+    assert generation_claim_submit(generation_id=generation.pk).submit_attempts == 2
     row.refresh_from_db()
     assert row.submit_attempts == 2
     other.refresh_from_db()

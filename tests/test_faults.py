@@ -15,6 +15,7 @@ import pytest
 import time_machine
 from django.db import connection
 from django.utils import timezone
+from rq import Worker
 from rq.registry import FailedJobRegistry
 
 from accounts.billing.audit import audit_mismatches
@@ -71,6 +72,19 @@ def start_worker(pipeline, live_server, settings, tmp_path):
             start_new_session=True,
         )
         started.append(process)
+        # A cold start under coverage on a busy machine can take longer than a test's wait for
+        # its first job: be sure the worker is listening before the test starts counting.
+        wait_for(
+            lambda: (
+                process.poll() is not None
+                or any(
+                    w.pid == process.pid for w in Worker.all(connection=django_rq.get_connection("default"))
+                )
+            ),
+            timeout=120,
+            what="the worker to start",
+        )
+        assert process.poll() is None, (tmp_path / f"worker-{len(started) - 1}.log").read_text()
         return process
 
     yield start

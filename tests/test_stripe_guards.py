@@ -10,7 +10,7 @@ from accounts.billing.audit import audit_mismatches
 from accounts.billing.models import CreditEntry, StripeEvent, TopUp
 from accounts.billing.selectors import credits_for_user
 from accounts.billing.stripe_events import StripeEventFailed, stripe_event_process, stripe_event_receive
-from accounts.billing.topups import BillingError, topup_create, topup_fulfil, topup_refund
+from accounts.billing.topups import BillingError, topup_create, topup_fulfil, topup_mark, topup_refund
 from tests.fake_stripe import deliver
 
 pytestmark = pytest.mark.django_db
@@ -250,3 +250,135 @@ def test_processing_an_event_stamps_it_updated(fake_stripe, time_machine):
     done = stripe_event_process(event_id=row.pk)
     assert done.updated_at == done.processed_at
     assert done.updated_at.isoformat() == "2026-11-30T10:05:00+00:00"
+
+
+# --- accounts.billing.topups: marks, receipts and disputes (killed mutants: tests/MUTATION.md) ---------
+
+
+def paid(fake_stripe, user, amount_cents: int) -> TopUp:
+    topup = topup_create(user=user, amount_cents=amount_cents)
+    return topup_fulfil(session=fake_stripe.mark_paid(topup.stripe_session_id))
+
+
+def test_marking_one_session_expired_leaves_every_other_pending_topup_alone(fake_stripe, carol, bob):
+    mine = topup_create(user=carol, amount_cents=1000)
+    theirs = topup_create(user=bob, amount_cents=1000)
+    topup_mark(session=fake_stripe.session(mine.stripe_session_id), state=TopUp.State.EXPIRED, reason="gone")
+    assert TopUp.objects.get(pk=mine.pk).state == TopUp.State.EXPIRED
+    assert TopUp.objects.get(pk=theirs.pk).state == TopUp.State.PENDING
+
+
+def test_a_mark_keeps_the_payment_intent_and_a_reason_cut_to_500_and_stamps_the_row(
+    fake_stripe, carol, time_machine
+):
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    topup = topup_create(user=carol, amount_cents=1000)
+    session = fake_stripe.session(topup.stripe_session_id)
+    session["payment_intent"] = "pi_marked"
+    time_machine.move_to("2026-11-30 10:05:00+00:00", tick=False)
+    topup_mark(session=session, state=TopUp.State.FAILED, reason="r" * 600)
+    topup.refresh_from_db()
+    assert (topup.state, topup.error, topup.stripe_payment_intent) == ("failed", "r" * 500, "pi_marked")
+    assert topup.updated_at.isoformat() == "2026-11-30T10:05:00+00:00"
+
+
+def test_a_mark_without_a_reason_leaves_no_note(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    topup_mark(session=fake_stripe.session(topup.stripe_session_id), state=TopUp.State.EXPIRED)
+    assert TopUp.objects.values_list("state", "error").get(pk=topup.pk) == ("expired", "")
+
+
+def test_a_topup_is_marked_only_expired_or_failed(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    with pytest.raises(ValueError) as caught:
+        topup_mark(session=fake_stripe.session(topup.stripe_session_id), state="paid")
+    assert str(caught.value) == "A TopUp is marked expired or failed, not 'paid'."
+    assert TopUp.objects.get(pk=topup.pk).state == TopUp.State.PENDING
+
+
+def test_a_receipt_for_a_charge_not_ours_is_ignored(db):
+    from accounts.billing.topups import topup_receipt_record
+
+    charge = {
+        "id": "ch_x",
+        "payment_intent": "pi_not_ours",
+        "metadata": {},
+        "receipt_url": "https://r.example/1",
+    }
+    assert topup_receipt_record(charge=charge) is None
+
+
+def test_a_dispute_before_the_payment_is_credited_names_the_topup_and_its_state(fake_stripe, carol):
+    from accounts.billing.topups import topup_dispute_open
+
+    topup = topup_create(user=carol, amount_cents=1000)
+    dispute = {
+        "id": "dp_early",
+        "amount": 1000,
+        "payment_intent": None,
+        "metadata": {"topup_id": str(topup.pk)},
+    }
+    with pytest.raises(BillingError) as caught:
+        topup_dispute_open(dispute=dispute)
+    assert str(caught.value) == f"Top-up {topup.pk} is disputed but not credited yet (pending)."
+
+
+def test_a_dispute_reported_again_by_a_new_event_counts_once_on_the_topup(fake_stripe, bob):
+    from accounts.billing.topups import topup_dispute_open
+
+    topup = paid(fake_stripe, bob, 1000)
+    dispute = fake_stripe.dispute(topup.stripe_session_id, 400)
+    topup_dispute_open(dispute=dispute)
+    assert topup_dispute_open(dispute=dict(dispute)).disputed_cents == 400
+    assert balance(bob) == 10_000 + 600
+
+
+def test_two_disputes_never_take_back_more_than_was_paid_and_not_refunded(fake_stripe, bob):
+    from accounts.billing.topups import topup_dispute_open
+
+    topup = paid(fake_stripe, bob, 1000)
+    topup_refund(charge=fake_stripe.refund(topup.stripe_session_id, 200))
+    topup_dispute_open(dispute=fake_stripe.dispute(topup.stripe_session_id, 500))
+    second = topup_dispute_open(dispute=fake_stripe.dispute(topup.stripe_session_id, 900))
+    assert (second.refunded_cents, second.disputed_cents) == (200, 800)
+    assert balance(bob) == 10_000  # 1,000 bought, all of it refunded or disputed
+
+
+def test_one_of_two_disputes_won_leaves_the_topup_disputed(fake_stripe, bob, time_machine, caplog):
+    from accounts.billing.topups import topup_dispute_close, topup_dispute_open
+
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    topup = paid(fake_stripe, bob, 1000)
+    first = fake_stripe.dispute(topup.stripe_session_id, 300)
+    topup_dispute_open(dispute=first)
+    topup_dispute_open(dispute=fake_stripe.dispute(topup.stripe_session_id, 200))
+    time_machine.move_to("2026-11-30 10:05:00+00:00", tick=False)
+    with caplog.at_level("INFO", logger="accounts.billing.topups"):
+        closed = topup_dispute_close(dispute=dict(first, status="won"))
+    assert (closed.state, closed.disputed_cents) == (TopUp.State.DISPUTED, 200)
+    assert closed.updated_at.isoformat() == "2026-11-30T10:05:00+00:00"
+    assert f"topup {topup.pk}: dispute won, 300 credits given back" in [
+        r.getMessage() for r in caplog.records
+    ]
+
+
+@pytest.mark.parametrize(("refund", "state"), [(0, "paid"), (300, "partially_refunded")])
+def test_a_dispute_won_puts_the_topup_back_as_its_refunds_left_it(fake_stripe, bob, refund, state):
+    from accounts.billing.topups import topup_dispute_close, topup_dispute_open
+
+    topup = paid(fake_stripe, bob, 1000)
+    dispute = fake_stripe.dispute(topup.stripe_session_id, 400)
+    topup_dispute_open(dispute=dispute)
+    if refund:
+        topup_refund(charge=fake_stripe.refund(topup.stripe_session_id, refund))
+    assert topup_dispute_close(dispute=dict(dispute, status="won")).state == state
+
+
+def test_a_dispute_closed_before_its_opening_says_which(fake_stripe, bob):
+    from accounts.billing.topups import topup_dispute_close
+
+    topup = paid(fake_stripe, bob, 1000)
+    dispute = dict(fake_stripe.dispute(topup.stripe_session_id, 400), status="won")
+    with pytest.raises(BillingError) as caught:
+        topup_dispute_close(dispute=dispute)
+    assert str(caught.value) == f"Dispute {dispute['id']} closed before its opening was counted."

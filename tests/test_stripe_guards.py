@@ -382,3 +382,122 @@ def test_a_dispute_closed_before_its_opening_says_which(fake_stripe, bob):
     with pytest.raises(BillingError) as caught:
         topup_dispute_close(dispute=dispute)
     assert str(caught.value) == f"Dispute {dispute['id']} closed before its opening was counted."
+
+
+def test_a_refund_touches_its_own_topup_only(fake_stripe, carol, bob):
+    mine, theirs = paid(fake_stripe, carol, 1000), paid(fake_stripe, bob, 1000)
+    topup_refund(charge=fake_stripe.refund(mine.stripe_session_id, 300))
+    assert TopUp.objects.values_list("state", "refunded_cents").get(pk=theirs.pk) == ("paid", 0)
+    assert TopUp.objects.values_list("state", "refunded_cents").get(pk=mine.pk) == ("partially_refunded", 300)
+
+
+def test_a_refund_entry_is_keyed_by_its_charge_or_else_its_payment_intent(fake_stripe, carol):
+    topup = paid(fake_stripe, carol, 1000)
+    charge = fake_stripe.refund(topup.stripe_session_id, 300)
+    topup_refund(charge=charge)
+    anonymous = dict(fake_stripe.refund(topup.stripe_session_id, 200), id=None)
+    topup_refund(charge=anonymous)
+    keys = CreditEntry.objects.filter(kind=CreditEntry.Kind.TAKE_BACK).order_by("id")
+    assert list(keys.values_list("idempotency_key", flat=True)) == [
+        f"stripe:refund:{charge['id']}:300",
+        f"stripe:refund:{topup.stripe_payment_intent}:500",
+    ]
+
+
+@pytest.mark.parametrize("reported", [{"amount_refunded": 0}, {"amount_refunded": None}])
+def test_a_refund_report_of_nothing_takes_nothing(fake_stripe, carol, reported):
+    topup = paid(fake_stripe, carol, 1000)
+    topup_refund(charge={**fake_stripe.charge(topup.stripe_session_id), **reported})
+    assert balance(carol) == 1000
+    assert TopUp.objects.values_list("state", "refunded_cents").get(pk=topup.pk) == ("paid", 0)
+
+
+def test_a_refund_of_one_cent_takes_one_credit(fake_stripe, carol, time_machine):
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    topup = paid(fake_stripe, carol, 1000)
+    time_machine.move_to("2026-11-30 10:05:00+00:00", tick=False)
+    refunded = topup_refund(charge=fake_stripe.refund(topup.stripe_session_id, 1))
+    assert (refunded.refunded_cents, balance(carol)) == (1, 999)
+    assert refunded.updated_at.isoformat() == "2026-11-30T10:05:00+00:00"
+
+
+def test_a_refund_before_the_payment_is_credited_names_the_topup_and_its_state(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    charge = {"id": "ch_early", "amount_refunded": 1000, "payment_intent": None}
+    charge["metadata"] = {"topup_id": str(topup.pk)}
+    with pytest.raises(BillingError) as caught:
+        topup_refund(charge=charge)
+    assert str(caught.value) == f"Top-up {topup.pk} is refunded but not credited yet (pending)."
+
+
+def test_a_refund_of_spent_credits_is_logged_with_what_is_owed(fake_stripe, carol, caplog):
+    from accounts.billing.ledger import credits_grant
+
+    topup = paid(fake_stripe, carol, 1000)
+    credits_grant(user=carol, amount_cents=-800, reason="spent on videos")
+    with caplog.at_level("WARNING", logger="accounts.billing.topups"):
+        topup_refund(charge=fake_stripe.refund(topup.stripe_session_id, 1000))
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"topup {topup.pk} refunded: user {carol.pk} owes 800 credits (already held or spent)"
+    ]
+
+
+def test_a_charge_reported_before_its_session_names_its_topup_by_metadata(fake_stripe, carol):
+    """charge.succeeded can come before the session's own event: the metadata names the top-up, and
+    the charge's payment intent is kept on it; a charge whose intent differs from the one the top-up
+    has, or naming a top-up that does not exist, is not ours."""
+    from accounts.billing.topups import topup_receipt_record
+
+    topup = topup_create(user=carol, amount_cents=1000)
+    charge = {"id": "ch_1", "payment_intent": "pi_early", "metadata": {"topup_id": str(topup.pk)}}
+    assert topup_receipt_record(charge=charge).pk == topup.pk
+    assert TopUp.objects.get(pk=topup.pk).stripe_payment_intent == "pi_early"
+    other = {"id": "ch_2", "payment_intent": "pi_other", "metadata": {"topup_id": str(topup.pk)}}
+    assert topup_receipt_record(charge=other) is None
+    ghost = {"id": "ch_3", "payment_intent": "pi_ghost", "metadata": {"topup_id": "987654"}}
+    assert topup_receipt_record(charge=ghost) is None
+
+
+def test_a_session_reported_unpaid_keeps_its_payment_intent_and_stamps_the_row(
+    fake_stripe, carol, time_machine
+):
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    topup = topup_create(user=carol, amount_cents=1000)
+    session = fake_stripe.session(topup.stripe_session_id)
+    session["payment_intent"] = "pi_later"
+    time_machine.move_to("2026-11-30 10:05:00+00:00", tick=False)
+    assert topup_fulfil(session=session).stripe_payment_intent == "pi_later"
+    assert TopUp.objects.get(pk=topup.pk).updated_at.isoformat() == "2026-11-30T10:05:00+00:00"
+
+
+def test_a_dispute_without_an_id_is_refused(db):
+    from accounts.billing.topups import topup_dispute_open
+
+    with pytest.raises(BillingError) as caught:
+        topup_dispute_open(dispute={"amount": 100, "payment_intent": "pi_x"})
+    assert str(caught.value) == "The event's dispute has no id."
+
+
+@pytest.mark.parametrize("amount", [0, None])
+def test_a_dispute_of_nothing_takes_nothing(fake_stripe, bob, amount):
+    from accounts.billing.topups import topup_dispute_open
+
+    topup = paid(fake_stripe, bob, 1000)
+    dispute = dict(fake_stripe.dispute(topup.stripe_session_id), amount=amount)
+    assert topup_dispute_open(dispute=dispute).disputed_cents == 0
+    assert balance(bob) == 11_000
+
+
+def test_a_dispute_of_one_cent_takes_one_credit_and_is_logged(fake_stripe, bob, time_machine, caplog):
+    from accounts.billing.topups import topup_dispute_open
+
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    topup = paid(fake_stripe, bob, 1000)
+    time_machine.move_to("2026-11-30 10:05:00+00:00", tick=False)
+    with caplog.at_level("WARNING", logger="accounts.billing.topups"):
+        disputed = topup_dispute_open(dispute=fake_stripe.dispute(topup.stripe_session_id, 1))
+    assert (disputed.state, disputed.disputed_cents, balance(bob)) == ("disputed", 1, 10_999)
+    assert disputed.updated_at.isoformat() == "2026-11-30T10:05:00+00:00"
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"topup {topup.pk} disputed: 1 credits taken back from user {bob.pk} (0 owed)"
+    ]

@@ -501,3 +501,85 @@ def test_a_dispute_of_one_cent_takes_one_credit_and_is_logged(fake_stripe, bob, 
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
         f"topup {topup.pk} disputed: 1 credits taken back from user {bob.pk} (0 owed)"
     ]
+
+
+def test_a_session_without_an_id_is_refused(db):
+    with pytest.raises(BillingError) as caught:
+        topup_fulfil(session={"payment_status": "paid"})
+    assert str(caught.value) == "The event's session has no id."
+
+
+def receipt_kept(fake_stripe, user, url, settings, api_base) -> str:
+    """The receipt link a charge.succeeded reporting `url` leaves on a paid top-up, with
+    STRIPE_API_BASE set to `api_base` (once the top-up is bought from the fake Stripe)."""
+    from accounts.billing.topups import topup_receipt_record
+
+    topup = paid(fake_stripe, user, 1000)
+    settings.STRIPE_API_BASE = api_base
+    TopUp.objects.filter(pk=topup.pk).update(receipt_url="")
+    charge = {"id": "ch_r", "payment_intent": topup.stripe_payment_intent, "receipt_url": url}
+    topup_receipt_record(charge=charge)
+    return TopUp.objects.get(pk=topup.pk).receipt_url
+
+
+@pytest.mark.parametrize(
+    ("api_base", "url", "kept"),
+    [
+        ("", "https://pay.stripe.com/receipts/1", True),  # Stripe's own: https
+        ("", "http://pay.example.com/receipts/1", False),  # not https, no stand-in
+        ("", "/receipts/1", False),  # a relative link is no receipt
+        ("", None, False),
+        ("http://127.0.0.1:12345/", "http://127.0.0.1:12345/receipts/1", True),  # the stand-in's own
+        ("http://127.0.0.1:12345", "http://127.0.0.1:12345/receipts/1", True),
+        ("http://127.0.0.1:12345/", "http://other.example/receipts/1", False),
+    ],
+)
+def test_a_receipt_link_is_kept_only_from_stripe_or_the_stand_in(
+    fake_stripe, carol, settings, api_base, url, kept
+):
+    assert receipt_kept(fake_stripe, carol, url, settings, api_base) == (url if kept else "")
+
+
+def test_a_paid_session_with_its_payment_intent_expanded_brings_the_receipt(fake_stripe, carol, settings):
+    topup = topup_create(user=carol, amount_cents=1000)
+    session = fake_stripe.mark_paid(topup.stripe_session_id)
+    settings.STRIPE_API_BASE = ""
+    receipt = "https://pay.stripe.com/receipts/expanded"
+    session["payment_intent"] = {
+        "id": "pi_expanded",
+        "object": "payment_intent",
+        "latest_charge": {"id": "ch_x", "object": "charge", "receipt_url": receipt},
+    }
+    done = topup_fulfil(session=session)
+    assert (done.stripe_payment_intent, done.receipt_url) == ("pi_expanded", receipt)
+    again = topup_fulfil(session=session)
+    assert (again.stripe_payment_intent, again.receipt_url) == ("pi_expanded", receipt)
+
+
+def test_a_later_report_without_a_payment_intent_keeps_the_one_we_have(fake_stripe, carol):
+    topup = paid(fake_stripe, carol, 1000)
+    known = topup.stripe_payment_intent
+    assert known
+    session = dict(fake_stripe.session(topup.stripe_session_id), payment_intent=None)
+    assert topup_fulfil(session=session).stripe_payment_intent == known
+
+
+def test_a_payment_after_a_failure_clears_the_error_and_is_claimed_once(
+    fake_stripe, carol, time_machine, caplog
+):
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    topup = topup_create(user=carol, amount_cents=1000)
+    topup_mark(session=fake_stripe.session(topup.stripe_session_id), state="failed", reason="declined")
+    session = fake_stripe.mark_paid(topup.stripe_session_id)
+    topup_fulfil(session=session, paid=False)  # its payment details first, at 10:00
+    time_machine.move_to("2026-11-30 10:05:00+00:00", tick=False)
+    with caplog.at_level("INFO", logger="accounts.billing.topups"):
+        done = topup_fulfil(session=session)
+    assert (done.state, done.error) == ("paid", "")
+    assert done.paid_at.isoformat() == done.updated_at.isoformat() == "2026-11-30T10:05:00+00:00"
+    time_machine.move_to("2026-11-30 10:10:00+00:00", tick=False)
+    with caplog.at_level("INFO", logger="accounts.billing.topups"):
+        again = topup_fulfil(session=session)
+    assert again.paid_at.isoformat() == "2026-11-30T10:05:00+00:00"  # claimed once
+    paid_lines = [r.getMessage() for r in caplog.records if " paid: " in r.getMessage()]
+    assert paid_lines == [f"topup {topup.pk} paid: 1000 credits for user {carol.pk}"]

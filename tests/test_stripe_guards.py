@@ -583,3 +583,28 @@ def test_a_payment_after_a_failure_clears_the_error_and_is_claimed_once(
     assert again.paid_at.isoformat() == "2026-11-30T10:05:00+00:00"  # claimed once
     paid_lines = [r.getMessage() for r in caplog.records if " paid: " in r.getMessage()]
     assert paid_lines == [f"topup {topup.pk} paid: 1000 credits for user {carol.pk}"]
+
+
+@pytest.mark.parametrize("session_id", [42, None, {"object": "checkout.session"}])
+def test_a_session_whose_id_is_not_a_string_is_refused(db, session_id):
+    with pytest.raises(BillingError, match=r"^The event's session has no id\.$"):
+        topup_fulfil(session={"id": session_id, "payment_status": "paid"})
+
+
+def test_a_paid_session_with_an_empty_reference_is_credited(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    session = dict(fake_stripe.mark_paid(topup.stripe_session_id), client_reference_id="")
+    assert topup_fulfil(session=session).state == TopUp.State.PAID
+    assert balance(carol) == 1000
+
+
+@pytest.mark.parametrize(("amount", "allowed"), [(499, False), (500, True), (50_000, True), (50_001, False)])
+def test_a_topup_is_made_only_within_its_bounds(fake_stripe, carol, settings, amount, allowed):
+    settings.TOPUP_MIN_CENTS, settings.TOPUP_MAX_CENTS = 500, 50_000
+    if allowed:
+        assert topup_create(user=carol, amount_cents=amount).amount_cents == amount
+        return
+    with pytest.raises(ValueError) as caught:
+        topup_create(user=carol, amount_cents=amount)
+    assert str(caught.value) == f"amount_cents {amount} is outside the top-up bounds."
+    assert not TopUp.objects.exists()

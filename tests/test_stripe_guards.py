@@ -608,3 +608,80 @@ def test_a_topup_is_made_only_within_its_bounds(fake_stripe, carol, settings, am
         topup_create(user=carol, amount_cents=amount)
     assert str(caught.value) == f"amount_cents {amount} is outside the top-up bounds."
     assert not TopUp.objects.exists()
+
+
+# --- topup_sync: the success page asking Stripe, and the payments switched off ----------------------
+
+
+def test_asking_stripe_about_an_expired_checkout_marks_it_expired(fake_stripe, carol):
+    from accounts.billing.topups import topup_sync
+
+    topup = topup_create(user=carol, amount_cents=1000)
+    fake_stripe.mark_expired(topup.stripe_session_id)
+    synced = topup_sync(topup=topup)
+    assert (synced.state, synced.error) == ("expired", "The checkout expired.")
+    assert TopUp.objects.values_list("state", "error").get(pk=topup.pk) == (
+        "expired",
+        "The checkout expired.",
+    )
+
+
+def test_asking_stripe_about_an_open_checkout_keeps_what_it_says_and_stamps_the_row(
+    fake_stripe, carol, time_machine
+):
+    from accounts.billing.topups import topup_sync
+
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    topup = topup_create(user=carol, amount_cents=1000)
+    fake_stripe.mark_completed_unpaid(topup.stripe_session_id)
+    fake_stripe.sessions[topup.stripe_session_id]["payment_intent"] = "pi_on_its_way"
+    time_machine.move_to("2026-11-30 10:05:00+00:00", tick=False)
+    synced = topup_sync(topup=topup)
+    assert (synced.state, synced.stripe_payment_intent) == ("pending", "pi_on_its_way")
+    assert synced.updated_at.isoformat() == "2026-11-30T10:05:00+00:00"
+
+
+def test_stripe_answering_about_another_session_is_refused(fake_stripe, carol):
+    from accounts.billing.topups import topup_sync
+
+    topup = topup_create(user=carol, amount_cents=1000)
+    fake_stripe.sessions[topup.stripe_session_id]["id"] = "cs_someone_else"
+    with pytest.raises(BillingError) as caught:
+        topup_sync(topup=topup)
+    assert str(caught.value) == "Stripe answered with session 'cs_someone_else'."
+    assert TopUp.objects.get(pk=topup.pk).state == TopUp.State.PENDING
+
+
+@pytest.mark.parametrize(
+    ("unset", "missing"),
+    [
+        (["STRIPE_SECRET_KEY"], ["STRIPE_SECRET_KEY"]),
+        (["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"], ["STRIPE_SECRET_KEY", "STRIPE_WEBHOOK_SECRET"]),
+    ],
+)
+def test_a_topup_without_stripe_keys_names_what_is_missing(carol, settings, unset, missing):
+    from accounts.billing.topups import PaymentsUnconfigured
+
+    settings.STRIPE_SECRET_KEY, settings.STRIPE_WEBHOOK_SECRET = "sk_test_x", "whsec_x"
+    for name in unset:
+        setattr(settings, name, "")
+    with pytest.raises(PaymentsUnconfigured) as caught:
+        topup_create(user=carol, amount_cents=1000)
+    assert caught.value.missing == missing
+    assert str(caught.value) == f"Top-ups are unavailable: {', '.join(missing)} not set."
+    assert not TopUp.objects.exists()
+
+
+def test_a_checkout_stripe_refuses_fails_its_own_topup_only(fake_stripe, carol, bob, time_machine):
+    from accounts.billing.stripe_client import StripeCallFailed
+
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    theirs = topup_create(user=bob, amount_cents=1000)
+    time_machine.move_to("2026-11-30 10:05:00+00:00", tick=False)
+    fake_stripe.fail_next(400, error_type="invalid_request_error")
+    with pytest.raises(StripeCallFailed):
+        topup_create(user=carol, amount_cents=1000)
+    mine = TopUp.objects.get(user=carol)
+    assert (mine.state, mine.updated_at.isoformat()) == ("failed", "2026-11-30T10:05:00+00:00")
+    assert mine.error
+    assert TopUp.objects.get(pk=theirs.pk).state == TopUp.State.PENDING

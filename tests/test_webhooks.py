@@ -410,3 +410,50 @@ def test_the_generate_page_takes_a_webhook_url_under_advanced(receiver, settings
     assert response.status_code == 302
     assert Generation.objects.get().webhook_url == receiver.url
     assert receiver.url in client.get(response["Location"]).content.decode()
+
+
+# --- the sweeper and "Send again", row by row (killed mutants: tests/MUTATION.md) --------------------
+
+
+def test_the_sweeper_queues_again_only_pending_deliveries_overdue_by_a_minute_and_says_which(receiver):
+    import django_rq
+
+    alice = make_user("alice", 10_000)
+    overdue, recent, given_up = (generation_started(alice, receiver.url) for _ in range(3))
+    for generation in (overdue, recent, given_up):
+        generation_succeeded(generation)
+    django_rq.get_queue("default").empty()
+    now = timezone.now()
+    WebhookDelivery.objects.filter(generation=overdue).update(next_attempt_at=now - timedelta(seconds=90))
+    WebhookDelivery.objects.filter(generation=recent).update(next_attempt_at=now - timedelta(seconds=30))
+    WebhookDelivery.objects.filter(generation=given_up).update(
+        state="failed", next_attempt_at=now - timedelta(hours=1)
+    )
+
+    assert deliveries_resume(now=now) == [f"webhook delivery {delivery_of(overdue).pk} queued again"]
+    queued = [(job.func_name, job.args) for job in django_rq.get_queue("default").jobs]
+    assert queued == [("generations.jobs.deliver_webhook", (delivery_of(overdue).pk,))]
+
+
+def test_sending_again_starts_a_new_round_for_that_delivery_only(receiver):
+    from generations.user_webhooks import webhook_delivery_resend
+
+    alice = make_user("alice", 10_000)
+    first, second = generation_started(alice, receiver.url), generation_started(alice, receiver.url)
+    for generation in (first, second):
+        generation_succeeded(generation)
+    spent = len(RETRY_DELAYS) + 1
+    WebhookDelivery.objects.update(
+        state="failed", attempt_count=spent, round_attempts=spent, next_attempt_at=None
+    )
+
+    again = webhook_delivery_resend(user=alice, delivery_id=delivery_of(second).pk)
+
+    assert (again.pk, again.state, again.round_attempts, again.attempt_count) == (
+        delivery_of(second).pk,
+        "pending",
+        0,
+        spent,
+    )
+    untouched = delivery_of(first)
+    assert (untouched.state, untouched.round_attempts) == ("failed", spent)

@@ -457,3 +457,32 @@ def test_sending_again_starts_a_new_round_for_that_delivery_only(receiver):
     )
     untouched = delivery_of(first)
     assert (untouched.state, untouched.round_attempts) == ("failed", spent)
+
+
+def test_a_delivery_not_yet_tried_is_not_sent_again_and_a_resend_is_stamped(receiver):
+    from generations.user_webhooks import NothingToResend, webhook_delivery_resend
+
+    alice = make_user("alice", 10_000)
+    generation = generation_started(alice, receiver.url)
+    generation_succeeded(generation)
+    delivery = delivery_of(generation)
+    assert delivery.attempt_count == 0
+    with pytest.raises(NothingToResend):
+        webhook_delivery_resend(user=alice, delivery_id=delivery.pk)
+
+    tried = WebhookDelivery.objects.filter(pk=delivery.pk)
+    tried.update(state="failed", attempt_count=3, next_attempt_at=None)
+    with time_machine.travel("2026-12-01 08:00:00+00:00", tick=False):
+        again = webhook_delivery_resend(user=alice, delivery_id=delivery.pk)
+    assert again.updated_at.isoformat() == again.next_attempt_at.isoformat() == "2026-12-01T08:00:00+00:00"
+
+
+def test_a_webhook_url_of_exactly_2000_characters_is_accepted_and_a_wrong_scheme_is_explained(settings):
+    from generations.user_webhooks import webhook_url_error
+
+    url = "https://example.com/" + "h" * (2000 - len("https://example.com/"))
+    assert len(url) == 2000 and webhook_url_error(url) is None
+    assert webhook_url_error(url + "h") == "The webhook URL must be at most 2,000 characters."
+    assert webhook_url_error("ftp://example.com/hooks") == (
+        "The webhook URL must be a full http:// or https:// address, such as https://example.com/hooks."
+    )

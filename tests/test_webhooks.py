@@ -486,3 +486,20 @@ def test_a_webhook_url_of_exactly_2000_characters_is_accepted_and_a_wrong_scheme
     assert webhook_url_error("ftp://example.com/hooks") == (
         "The webhook URL must be a full http:// or https:// address, such as https://example.com/hooks."
     )
+
+
+def test_the_signed_headers_are_exactly_the_standard_webhooks_ones_and_name_us():
+    from datetime import UTC, datetime
+
+    from generations.user_webhooks import signed_headers
+
+    secret = "whsec_" + "A" * 32
+    now = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    headers = signed_headers(webhook_id="msg_1", body="{}", secrets=[secret], now=now)
+    assert headers == {
+        "Content-Type": "application/json",
+        "User-Agent": "SeedanceStudio-Webhooks/1",
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id="msg_1", timestamp=now, data="{}"),
+    }

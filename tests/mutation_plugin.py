@@ -21,7 +21,7 @@ MODULES = "SEEDANCE_MUTANTS_MODULES"
 # its own tests only: those written about it. A mutant none of them reaches counts as "no tests".
 MODULE_TESTS = {
     "accounts.billing.ledger": ["test_ledger", "test_ledger_guards", "test_audit"],
-    "accounts.billing.topups": ["test_billing", "test_stripe_guards"],
+    "accounts.billing.topups": ["test_billing", "test_stripe_guards", "test_billing_pages"],
     "accounts.billing.stripe_events": ["test_billing", "test_stripe_guards"],
     "accounts.billing.views": ["test_billing", "test_stripe_guards", "test_billing_pages"],
     # Not test_pipeline nor test_polling (50 s of live-server runs): every survivor of the

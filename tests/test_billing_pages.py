@@ -504,3 +504,104 @@ def test_every_page_reads_the_balance_once_however_often_it_shows_it(alice):
         reads = [q["sql"] for q in queries.captured_queries if "accounts_creditaccount" in q["sql"]]
         assert len(reads) <= 1, (path, reads)
     assert "$100.00" in html(client.get("/billing/"))
+
+
+# --- what the billing page shows (killed mutants of accounts.billing.views: tests/MUTATION.md) --------
+
+
+def videos_made(user, *, day: str, mode: str, duration: int) -> None:
+    """A video made (and paid for) by `user`, dated `day` (UTC noon)."""
+    from generations.models import Generation
+    from generations.services import generation_create
+
+    generation, _ = generation_create(
+        user=user, prompt="a heron", mode=mode, duration=duration, aspect_ratio="16:9"
+    )
+    Generation.objects.filter(pk=generation.pk).update(created_at=f"{day}T12:00:00+00:00")
+
+
+def test_the_billing_page_charts_what_videos_cost_by_day_and_mode(fake_stripe, alice, settings, time_machine):
+    time_machine.move_to("2026-11-30 15:00:00+00:00", tick=False)
+    settings.SHORTAPI_KEY = "configured"
+    videos_made(alice, day="2026-11-28", mode="std", duration=10)  # $2.40
+    videos_made(alice, day="2026-11-28", mode="fast", duration=5)  # $1.00
+    videos_made(alice, day="2026-11-30", mode="fast", duration=5)  # $1.00, the last day: not the peak
+
+    page = html(client_for(alice).get("/billing/"))
+
+    assert 'class="chart-title">What your videos cost, last 30 days</figcaption>' in page
+    assert '<span class="chart-key c0" aria-hidden="true"></span>Standard</li>' in page
+    assert '<span class="chart-key c1" aria-hidden="true"></span>Fast</li>' in page
+    assert ">$4.40 in all; the most on Nov 28.</desc>" in page
+    assert "<title>Nov 28: Standard: $2.40; Fast: $1</title>" in page
+    assert "<title>Nov 30: Standard: $0; Fast: $1</title>" in page
+    assert '<th scope="row">Nov 28</th><td>$2.40</td><td>$1</td>' in page
+
+
+def test_the_billing_page_of_someone_with_no_videos_says_nothing_is_spent(fake_stripe, alice):
+    page = html(client_for(alice).get("/billing/"))
+    assert 'class="chart-title">What your videos cost, last 30 days</figcaption>' in page
+    assert '<p class="chart-empty">No videos in the last 30 days, so nothing spent yet.</p>' in page
+
+
+def test_the_billing_page_lists_the_last_20_payments_with_their_amounts_and_refunds(fake_stripe, alice):
+    for _ in range(20):
+        topup_create(user=alice, amount_cents=1000)
+    refunded = topup_create(user=alice, amount_cents=2500)
+    paid = fake_stripe.mark_paid(refunded.stripe_session_id)
+    deliver(fake_stripe.event("checkout.session.completed", paid))
+    deliver(fake_stripe.event("charge.refunded", fake_stripe.refund(refunded.stripe_session_id, 500)))
+
+    page = html(client_for(alice).get("/billing/"))
+
+    assert page.count('<span class="badge state-') == 20
+    assert '<td class="num">$25</td>' in page and "$5 back</span>" in page
+    assert '<td class="num">$10</td>' in page
+
+
+def test_a_pending_payment_can_be_continued_for_23_hours_and_not_after(fake_stripe, alice, time_machine):
+    time_machine.move_to("2026-11-30 10:00:00+00:00", tick=False)
+    topup = topup_create(user=alice, amount_cents=1000)
+    link = f'<a href="{topup.checkout_url}">Continue to payment</a>'
+    client = client_for(alice)
+
+    time_machine.move_to("2026-12-01 08:59:59+00:00", tick=False)
+    assert link in html(client.get("/billing/"))
+    time_machine.move_to("2026-12-01 09:00:00+00:00", tick=False)  # 23 hours: Stripe's link is near its end
+    assert "Continue to payment" not in html(client.get("/billing/"))
+
+
+def test_an_expired_or_linkless_payment_cannot_be_continued(fake_stripe, alice):
+    expired = topup_create(user=alice, amount_cents=1000)
+    TopUp.objects.filter(pk=expired.pk).update(state=TopUp.State.EXPIRED)
+    linkless = topup_create(user=alice, amount_cents=2000)
+    TopUp.objects.filter(pk=linkless.pk).update(checkout_url="")
+
+    assert "Continue to payment" not in html(client_for(alice).get("/billing/"))
+
+
+@pytest.mark.parametrize(
+    ("key", "standin", "note"),
+    [
+        ("sk_test_fake_key", False, "Stripe is in test mode: pay with a test card such as 4242 4242 4242"),
+        ("sk_test_fake_key", True, "Checkout opens a local stand-in for Stripe"),
+        ("sk_live_fake_key", False, None),
+    ],
+)
+def test_the_billing_page_says_when_no_real_money_moves(fake_stripe, alice, settings, key, standin, note):
+    settings.STRIPE_SECRET_KEY = key
+    settings.STRIPE_STANDIN = standin
+
+    page = html(client_for(alice).get("/billing/"))
+
+    for said in ("Stripe is in test mode: pay with", "Checkout opens a local stand-in"):
+        assert (said in page) == (note is not None and note.startswith(said))
+    assert note is None or note in page
+    assert ("You pay on the stand-in’s test page" in page) == standin
+    assert ("You pay on Stripe’s secure checkout page" in page) == (not standin)
+    assert "Any amount from $5 to $500; you get 100 credits per dollar." in page
+
+
+def test_the_cancel_page_is_drawn_for_the_signed_in_user(fake_stripe, alice):
+    page = html(client_for(alice).get("/billing/cancel/"))
+    assert ">Log out</button>" in page

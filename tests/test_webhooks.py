@@ -410,3 +410,96 @@ def test_the_generate_page_takes_a_webhook_url_under_advanced(receiver, settings
     assert response.status_code == 302
     assert Generation.objects.get().webhook_url == receiver.url
     assert receiver.url in client.get(response["Location"]).content.decode()
+
+
+# --- the sweeper and "Send again", row by row (killed mutants: tests/MUTATION.md) --------------------
+
+
+def test_the_sweeper_queues_again_only_pending_deliveries_overdue_by_a_minute_and_says_which(receiver):
+    import django_rq
+
+    alice = make_user("alice", 10_000)
+    overdue, recent, given_up = (generation_started(alice, receiver.url) for _ in range(3))
+    for generation in (overdue, recent, given_up):
+        generation_succeeded(generation)
+    django_rq.get_queue("default").empty()
+    now = timezone.now()
+    WebhookDelivery.objects.filter(generation=overdue).update(next_attempt_at=now - timedelta(seconds=90))
+    WebhookDelivery.objects.filter(generation=recent).update(next_attempt_at=now - timedelta(seconds=30))
+    WebhookDelivery.objects.filter(generation=given_up).update(
+        state="failed", next_attempt_at=now - timedelta(hours=1)
+    )
+
+    assert deliveries_resume(now=now) == [f"webhook delivery {delivery_of(overdue).pk} queued again"]
+    queued = [(job.func_name, job.args) for job in django_rq.get_queue("default").jobs]
+    assert queued == [("generations.jobs.deliver_webhook", (delivery_of(overdue).pk,))]
+
+
+def test_sending_again_starts_a_new_round_for_that_delivery_only(receiver):
+    from generations.user_webhooks import webhook_delivery_resend
+
+    alice = make_user("alice", 10_000)
+    first, second = generation_started(alice, receiver.url), generation_started(alice, receiver.url)
+    for generation in (first, second):
+        generation_succeeded(generation)
+    spent = len(RETRY_DELAYS) + 1
+    WebhookDelivery.objects.update(
+        state="failed", attempt_count=spent, round_attempts=spent, next_attempt_at=None
+    )
+
+    again = webhook_delivery_resend(user=alice, delivery_id=delivery_of(second).pk)
+
+    assert (again.pk, again.state, again.round_attempts, again.attempt_count) == (
+        delivery_of(second).pk,
+        "pending",
+        0,
+        spent,
+    )
+    untouched = delivery_of(first)
+    assert (untouched.state, untouched.round_attempts) == ("failed", spent)
+
+
+def test_a_delivery_not_yet_tried_is_not_sent_again_and_a_resend_is_stamped(receiver):
+    from generations.user_webhooks import NothingToResend, webhook_delivery_resend
+
+    alice = make_user("alice", 10_000)
+    generation = generation_started(alice, receiver.url)
+    generation_succeeded(generation)
+    delivery = delivery_of(generation)
+    assert delivery.attempt_count == 0
+    with pytest.raises(NothingToResend):
+        webhook_delivery_resend(user=alice, delivery_id=delivery.pk)
+
+    tried = WebhookDelivery.objects.filter(pk=delivery.pk)
+    tried.update(state="failed", attempt_count=3, next_attempt_at=None)
+    with time_machine.travel("2026-12-01 08:00:00+00:00", tick=False):
+        again = webhook_delivery_resend(user=alice, delivery_id=delivery.pk)
+    assert again.updated_at.isoformat() == again.next_attempt_at.isoformat() == "2026-12-01T08:00:00+00:00"
+
+
+def test_a_webhook_url_of_exactly_2000_characters_is_accepted_and_a_wrong_scheme_is_explained(settings):
+    from generations.user_webhooks import webhook_url_error
+
+    url = "https://example.com/" + "h" * (2000 - len("https://example.com/"))
+    assert len(url) == 2000 and webhook_url_error(url) is None
+    assert webhook_url_error(url + "h") == "The webhook URL must be at most 2,000 characters."
+    assert webhook_url_error("ftp://example.com/hooks") == (
+        "The webhook URL must be a full http:// or https:// address, such as https://example.com/hooks."
+    )
+
+
+def test_the_signed_headers_are_exactly_the_standard_webhooks_ones_and_name_us():
+    from datetime import UTC, datetime
+
+    from generations.user_webhooks import signed_headers
+
+    secret = "whsec_" + "A" * 32
+    now = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
+    headers = signed_headers(webhook_id="msg_1", body="{}", secrets=[secret], now=now)
+    assert headers == {
+        "Content-Type": "application/json",
+        "User-Agent": "SeedanceStudio-Webhooks/1",
+        "webhook-id": "msg_1",
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id="msg_1", timestamp=now, data="{}"),
+    }

@@ -101,7 +101,9 @@ def _apply(
             moved = guarded.update(
                 balance_cents=F("balance_cents") + balance_delta, owed_cents=F("owed_cents") + owed_delta
             )
-            if moved != 1:  # the row lock makes this impossible; never write an entry that lies
+            # Defence in depth: the row lock makes a miss impossible (no test can reach it); never
+            # write an entry that lies.
+            if moved != 1:  # pragma: no cover, no mutate
                 raise RuntimeError(f"Credit account {account.pk} moved under our lock.")  # pragma: no mutate
             entry = CreditEntry.objects.create(
                 account=account,
@@ -125,10 +127,13 @@ def _apply(
         # rolled back whole.
         # Race-only (tests/MUTATION.md): reached when another user's entry takes the key between our
         # locked look-up and our insert; tests/test_ledger_key_race.py runs it on PostgreSQL.
+        # _existing raises IdempotencyConflict for it. The same user's twin never gets here (it waits
+        # on the account's lock and is found by the look-up under it): returning its entry, or
+        # re-raising any other IntegrityError, is defence in depth that no test can reach.
         existing = _existing(idempotency_key, user_id=user_id, amount_cents=amount_cents)  # pragma: no mutate
-        if existing is None:  # pragma: no mutate
+        if existing is None:  # pragma: no cover, no mutate
             raise
-        return existing
+        return existing  # pragma: no cover, no mutate
 
 
 def credits_grant(

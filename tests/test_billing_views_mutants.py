@@ -1,0 +1,57 @@
+"""accounts.billing.views, held to exactly what its views do: who may call them and how (the
+decorators, applied by assignment so that mutmut mutates the views' bodies), what each page and
+the Stripe webhook answer. Each test kills mutants `tests/mutants.py accounts.billing.views` let
+through, or pins what the decorators promise (tests/MUTATION.md)."""
+
+import pytest
+from django.test import Client
+
+from accounts.models import TopUp
+
+pytestmark = pytest.mark.django_db
+
+
+def logged_in(user, **kwargs) -> Client:
+    client = Client(**kwargs)
+    client.force_login(user)
+    return client
+
+
+# --- the decorators: login first, then the method --------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_starting_a_checkout_needs_a_login_before_anything_else(fake_stripe, method):
+    response = getattr(Client(), method)("/billing/checkout/", {"amount_cents": "1000"})
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/billing/checkout/")
+    assert TopUp.objects.count() == 0
+
+
+def test_starting_a_checkout_is_a_post(fake_stripe, alice):
+    assert logged_in(alice).get("/billing/checkout/", {"amount_cents": "1000"}).status_code == 405
+    assert TopUp.objects.count() == 0
+
+
+def test_starting_a_checkout_needs_the_csrf_token(fake_stripe, alice):
+    response = logged_in(alice, enforce_csrf_checks=True).post("/billing/checkout/", {"amount_cents": "1000"})
+
+    assert response.status_code == 403
+    assert TopUp.objects.count() == 0
+
+
+@pytest.mark.parametrize("path", ["/billing/", "/billing/success/?session_id=cs_test_x"])
+def test_the_billing_pages_send_a_stranger_to_the_login_page(fake_stripe, path):
+    response = Client().get(path)
+
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=/billing/")
+
+
+def test_the_stripe_webhook_is_a_post_and_needs_no_csrf_token(fake_stripe):
+    client = Client(enforce_csrf_checks=True)
+
+    assert client.get("/webhooks/stripe/").status_code == 405
+    # No signature: refused by the view itself (400), not by the CSRF middleware (403).
+    assert client.post("/webhooks/stripe/", b"{}", content_type="application/json").status_code == 400

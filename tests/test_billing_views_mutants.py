@@ -6,7 +6,9 @@ through, or pins what the decorators promise (tests/MUTATION.md)."""
 import pytest
 from django.test import Client
 
+from accounts.billing.topups import topup_create
 from accounts.models import TopUp
+from tests.factories import html
 
 pytestmark = pytest.mark.django_db
 
@@ -55,3 +57,23 @@ def test_the_stripe_webhook_is_a_post_and_needs_no_csrf_token(fake_stripe):
     assert client.get("/webhooks/stripe/").status_code == 405
     # No signature: refused by the view itself (400), not by the CSRF middleware (403).
     assert client.post("/webhooks/stripe/", b"{}", content_type="application/json").status_code == 400
+
+
+# --- the success and cancel pages ------------------------------------------------------------------
+
+
+def test_a_session_stripe_has_not_confirmed_yet_is_not_called_unconfirmed(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    fake_stripe.mark_completed_unpaid(topup.stripe_session_id)
+
+    page = html(logged_in(carol).get(f"/billing/success/?session_id={topup.stripe_session_id}"))
+
+    assert "Stripe has not confirmed your payment of $10 yet" in page
+    assert "could not confirm" not in page
+
+
+def test_the_cancel_page_is_rendered_for_the_signed_in_user(fake_stripe, alice):
+    page = html(logged_in(alice).get("/billing/cancel/"))
+
+    assert "Nothing was charged" in page
+    assert "Account menu for alice" in page

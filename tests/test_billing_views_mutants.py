@@ -3,6 +3,8 @@ decorators, applied by assignment so that mutmut mutates the views' bodies), wha
 the Stripe webhook answer. Each test kills mutants `tests/mutants.py accounts.billing.views` let
 through, or pins what the decorators promise (tests/MUTATION.md)."""
 
+import logging
+
 import pytest
 from django.test import Client
 
@@ -77,3 +79,33 @@ def test_the_cancel_page_is_rendered_for_the_signed_in_user(fake_stripe, alice):
 
     assert "Nothing was charged" in page
     assert "Account menu for alice" in page
+
+
+def test_a_paid_session_with_its_receipt_is_not_asked_about_again(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    fake_stripe.mark_paid(topup.stripe_session_id)
+    client = logged_in(carol)
+    assert "Thank you" in html(client.get(f"/billing/success/?session_id={topup.stripe_session_id}"))
+    topup.refresh_from_db()
+    assert topup.credited and topup.receipt_url
+    asked = len(fake_stripe.requests)
+
+    page = html(client.get(f"/billing/success/?session_id={topup.stripe_session_id}"))
+
+    assert "Thank you" in page and topup.receipt_url in page
+    assert len(fake_stripe.requests) == asked
+
+
+def test_a_success_page_stripe_could_not_confirm_logs_the_topup_and_why(fake_stripe, carol, caplog):
+    topup = topup_create(user=carol, amount_cents=1000)
+    fake_stripe.mark_paid(topup.stripe_session_id)
+    fake_stripe.fail_next(503)
+    caplog.set_level(logging.WARNING, logger="accounts.billing.views")
+
+    logged_in(carol).get(f"/billing/success/?session_id={topup.stripe_session_id}")
+
+    [line] = [r.getMessage() for r in caplog.records if r.name == "accounts.billing.views"]
+    assert line == (
+        f"success page for topup {topup.pk}: "
+        "Stripe checkout session retrieve failed: Stripe stand-in failure (503)."
+    )

@@ -10,6 +10,8 @@ from decimal import Decimal
 import django_rq
 import pytest
 import time_machine
+from django.core.files import File
+from django.core.files.storage import default_storage
 
 from generations import jobs, shortapi
 from generations.models import Generation
@@ -20,7 +22,8 @@ from generations.services import (
     generation_mark_running,
 )
 from seedance_site.logs import ContextFilter
-from tests.factories import SIM_KEY
+from tests import media as clips
+from tests.factories import SIM_KEY, generation_row
 
 pytestmark = pytest.mark.django_db
 
@@ -409,3 +412,51 @@ def test_a_polls_log_lines_carry_the_generations_id(alice, settings, collected):
     [record] = collected.records
     assert record.getMessage().startswith(f"generation {generation.pk}: query failed, will poll again: ")
     assert record.context_fields == {"generation": str(generation.pk)}
+
+
+# --- make_poster -----------------------------------------------------------------------------------
+
+
+def stored_video(user, tmp_path, **fields) -> Generation:
+    generation = generation_row(user, **fields)
+    clip = clips.video(tmp_path / "clip.mp4", seconds=1, color="red")
+    with clip.open("rb") as source:
+        name = default_storage.save(f"videos/2026/03/{generation.pk}.mp4", File(source))
+    Generation.objects.filter(pk=generation.pk).update(
+        video=name, created_at=datetime(2026, 3, 4, tzinfo=UTC)
+    )
+    generation.refresh_from_db()
+    return generation
+
+
+def test_a_poster_is_the_first_frame_of_the_stored_video(alice, media, tmp_path):
+    generation = stored_video(alice, tmp_path)
+
+    jobs.make_poster(str(generation.pk))
+
+    generation.refresh_from_db()
+    assert generation.poster.name == f"posters/2026/03/{generation.pk}.jpg"
+    assert clips.probe(media / generation.poster.name).count("mjpeg") >= 1
+    red, green, blue = clips.frame_color(media / generation.poster.name, at=0)
+    assert red > 200 and green < 60 and blue < 60
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"status": Status.FETCHING},
+        {"status": Status.FAILED},
+        {"poster": "posters/2026/03/before.jpg"},
+        {"video": ""},
+        {"deleted_at": NOW},
+    ],
+)
+def test_a_poster_is_made_only_for_a_visible_succeeded_video_without_one(alice, media, tmp_path, fields):
+    generation = stored_video(alice, tmp_path)
+    Generation.objects.filter(pk=generation.pk).update(**fields)
+
+    jobs.make_poster(str(generation.pk))
+
+    generation.refresh_from_db()
+    assert generation.poster.name == fields.get("poster", "")
+    assert not (media / "posters").exists()

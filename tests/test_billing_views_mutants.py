@@ -6,11 +6,14 @@ through, or pins what the decorators promise (tests/MUTATION.md)."""
 import logging
 
 import pytest
+import time_machine
+from django.contrib.messages import get_messages
 from django.test import Client
 
 from accounts.billing.topups import topup_create
+from accounts.billing.views import CHECKOUT_LIMITED
 from accounts.models import TopUp
-from tests.factories import html
+from tests.factories import api_for, html
 
 pytestmark = pytest.mark.django_db
 
@@ -19,6 +22,11 @@ def logged_in(user, **kwargs) -> Client:
     client = Client(**kwargs)
     client.force_login(user)
     return client
+
+
+def said(response) -> list[str]:
+    """The messages the response leaves for the next page."""
+    return [message.message for message in get_messages(response.wsgi_request)]
 
 
 # --- the decorators: login first, then the method --------------------------------------------------
@@ -109,3 +117,47 @@ def test_a_success_page_stripe_could_not_confirm_logs_the_topup_and_why(fake_str
         f"success page for topup {topup.pk}: "
         "Stripe checkout session retrieve failed: Stripe stand-in failure (503)."
     )
+
+
+# --- starting a checkout ---------------------------------------------------------------------------
+
+
+@time_machine.travel("2026-11-29 12:00:10Z", tick=False)
+def test_a_checkout_past_the_limit_shared_with_the_api_shows_the_billing_page_with_why(
+    fake_stripe, alice, settings
+):
+    settings.CHECKOUT_RATE_LIMIT = "2/h"
+    web = logged_in(alice)
+    assert api_for(alice).post("/api/v1/checkout", {"amount_cents": 1000}).status_code == 201
+    assert web.post("/billing/checkout/", {"amount_cents": "1000"}).status_code == 302
+
+    response = web.post("/billing/checkout/", {"amount_cents": "1000"})
+
+    assert response.status_code == 429
+    page = html(response)
+    assert page.count(CHECKOUT_LIMITED) == 1
+    assert "Account menu for alice" in page
+    assert TopUp.objects.filter(user=alice).count() == 2
+
+
+def test_a_checkout_without_stripe_keys_says_top_ups_are_unavailable(fake_stripe, alice, settings):
+    settings.STRIPE_SECRET_KEY = ""
+    client = logged_in(alice)
+
+    response = client.post("/billing/checkout/", {"amount_cents": "1000"})
+
+    assert (response.status_code, response["Location"]) == (302, "/billing/")
+    assert said(response) == ["Top-ups are unavailable: payments are not set up on this server."]
+    assert TopUp.objects.count() == 0
+
+
+def test_a_checkout_stripe_could_not_start_says_nothing_was_charged(fake_stripe, alice):
+    fake_stripe.fail_next(503)
+    client = logged_in(alice)
+
+    response = client.post("/billing/checkout/", {"amount_cents": "1000"})
+
+    assert (response.status_code, response["Location"]) == (302, "/billing/")
+    assert said(response) == [
+        "Stripe could not start the checkout. Nothing was charged; try again in a minute."
+    ]

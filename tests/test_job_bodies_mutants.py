@@ -460,3 +460,138 @@ def test_a_poster_is_made_only_for_a_visible_succeeded_video_without_one(alice, 
     generation.refresh_from_db()
     assert generation.poster.name == fields.get("poster", "")
     assert not (media / "posters").exists()
+
+
+def test_a_poll_acts_on_its_own_generation_only(alice, upstream, frozen, committed, polls):
+    other, other_job = running_upstream(alice)
+    generation = create(alice)  # still queued
+
+    with committed():
+        jobs.poll(str(generation.pk), 0)
+
+    assert upstream.jobs[other_job].query_calls == 0
+    other.refresh_from_db()
+    assert (other.poll_count, other.upstream_status) == (0, None)
+    assert scheduled_jobs() == []
+
+
+# --- fetch -----------------------------------------------------------------------------------------
+
+
+def fetching(user, url: str, attempts: int = 0) -> Generation:
+    generation = create(user)
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.FETCHING, result_url=url, upstream_job_id="job-1", fetch_attempts=attempts
+    )
+    generation.refresh_from_db()
+    return generation
+
+
+@pytest.fixture
+def downloads(settings):
+    settings.SHORTAPI_BASE_URL = CLOSED_PORT  # the trusted host: nothing listens there
+    settings.GENERATION_FETCH_ATTEMPTS = 3
+    settings.GENERATION_POLL_INITIAL_SECONDS = 5
+
+
+def test_a_fetch_of_a_generation_not_fetching_downloads_nothing(alice, upstream, committed, media):
+    generation, job_id = running_upstream(alice)
+    upstream.finish(job_id, status=2)
+    Generation.objects.filter(pk=generation.pk).update(result_url=f"{upstream.url}/files/{job_id}.mp4")
+
+    with committed():
+        jobs.fetch(str(generation.pk))
+
+    assert upstream.stats()["video_downloads"] == 0
+    generation.refresh_from_db()
+    assert (generation.status, generation.fetch_attempts) == (Status.RUNNING, 0)
+
+
+def test_a_fetch_that_could_not_reach_the_video_is_tried_again_after_the_backoff(
+    alice, downloads, frozen, committed, media
+):
+    generation = fetching(alice, f"{CLOSED_PORT}/files/v.mp4", attempts=1)
+    gid = str(generation.pk)
+
+    with committed():
+        jobs.fetch(gid)
+
+    generation.refresh_from_db()
+    assert (generation.status, generation.fetch_attempts) == (Status.FETCHING, 2)
+    assert scheduled_jobs() == [("generations.jobs.fetch", (gid,), NOW + timedelta(seconds=10))]
+
+
+def test_the_last_fetch_that_could_not_reach_the_video_fails_and_refunds(
+    alice, downloads, frozen, committed, media
+):
+    generation = fetching(alice, f"{CLOSED_PORT}/files/v.mp4", attempts=2)
+
+    with committed():
+        jobs.fetch(str(generation.pk))
+
+    generation.refresh_from_db()
+    assert (generation.status, generation.failure_class) == (Status.FAILED, "download_failed")
+    assert generation.error.startswith("The finished video could not be copied to your gallery.")
+    assert generation.error_detail == (
+        f"attempt 3: could not fetch the video: ConnectionError ({CLOSED_PORT}/files/v.mp4)"
+    )
+    assert scheduled_jobs() == []
+
+
+def test_a_failed_fetch_names_at_most_300_characters_of_the_url(alice, downloads, frozen, committed, media):
+    url = f"{CLOSED_PORT}/files/v.mp4?signature=" + "s" * 400
+    generation = fetching(alice, url, attempts=2)
+
+    with committed():
+        jobs.fetch(str(generation.pk))
+
+    generation.refresh_from_db()
+    assert generation.error_detail.endswith(f" ({url[:300]})")
+
+
+def test_a_fetch_of_something_that_is_not_a_video_fails_at_once(alice, upstream, committed, media, settings):
+    settings.GENERATION_FETCH_ATTEMPTS = 3
+    generation, job_id = running_upstream(alice, "[sim:no-callback][sim:video-html] a heron")
+    upstream.finish(job_id, status=2)
+    url = f"{upstream.url}/files/{job_id}.mp4"
+    Generation.objects.filter(pk=generation.pk).update(status=Status.FETCHING, result_url=url)
+
+    with committed():
+        jobs.fetch(str(generation.pk))
+
+    generation.refresh_from_db()
+    assert (generation.status, generation.failure_class, generation.fetch_attempts) == (
+        Status.FAILED,
+        "download_failed",
+        1,
+    )
+    assert generation.error_detail == f"attempt 1: the video URL served text/html, not a video ({url})"
+    assert scheduled_jobs() == []
+
+
+@pytest.mark.parametrize(("attempts", "ends"), [(0, Status.FETCHING), (2, Status.FAILED)])
+def test_a_video_the_storage_could_not_write_is_tried_again_then_failed(
+    alice, upstream, frozen, committed, settings, tmp_path, attempts, ends
+):
+    settings.GENERATION_FETCH_ATTEMPTS = 3
+    settings.GENERATION_POLL_INITIAL_SECONDS = 5
+    blocked = tmp_path / "media"
+    blocked.write_text("a file where the media folder should be")
+    settings.MEDIA_ROOT = str(blocked)
+    generation, job_id = running_upstream(alice)
+    upstream.finish(job_id, status=2)
+    gid = str(generation.pk)
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.FETCHING, result_url=f"{upstream.url}/files/{job_id}.mp4", fetch_attempts=attempts
+    )
+
+    with committed():
+        jobs.fetch(gid)
+
+    generation.refresh_from_db()
+    assert generation.status == ends
+    if ends == Status.FETCHING:
+        assert scheduled_jobs() == [("generations.jobs.fetch", (gid,), NOW + timedelta(seconds=5))]
+    else:
+        assert generation.error_detail.startswith("storage write failed: ")
+        assert scheduled_jobs() == []

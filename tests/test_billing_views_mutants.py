@@ -4,16 +4,19 @@ the Stripe webhook answer. Each test kills mutants `tests/mutants.py accounts.bi
 through, or pins what the decorators promise (tests/MUTATION.md)."""
 
 import logging
+from datetime import UTC, datetime
 
 import pytest
 import time_machine
 from django.contrib.messages import get_messages
 from django.test import Client
 
+from accounts.billing import views
 from accounts.billing.topups import topup_create
 from accounts.billing.views import CHECKOUT_LIMITED
 from accounts.models import TopUp
-from tests.factories import api_for, html
+from generations.models import Generation
+from tests.factories import api_for, generation_row, html
 
 pytestmark = pytest.mark.django_db
 
@@ -161,3 +164,36 @@ def test_a_checkout_stripe_could_not_start_says_nothing_was_charged(fake_stripe,
     assert said(response) == [
         "Stripe could not start the checkout. Nothing was charged; try again in a minute."
     ]
+
+
+# --- the spending chart ----------------------------------------------------------------------------
+
+
+@time_machine.travel(datetime(2026, 11, 30, 12, 0, tzinfo=UTC), tick=False)
+def test_the_spending_chart_shows_each_modes_cost_a_day_and_the_peak(alice, bob):
+    generation_row(alice, mode="std", duration=5)
+    fast = generation_row(alice, mode="fast", duration=10)
+    Generation.objects.filter(pk=fast.pk).update(created_at=datetime(2026, 11, 28, 9, 0, tzinfo=UTC))
+    generation_row(bob, mode="std", duration=15)
+
+    chart = str(views.spending_chart(user=alice))
+
+    assert 'class="chart-title">What your videos cost, last 30 days</figcaption>' in chart
+    assert (
+        '<li><span class="chart-key c0" aria-hidden="true"></span>Standard</li>'
+        '<li><span class="chart-key c1" aria-hidden="true"></span>Fast</li>'
+    ) in chart
+    assert "in all; the most on Nov 28.</desc>" in chart and ">$3.20 in all;" in chart
+    bars = [
+        '<rect class="c1" x="271" y="0" width="8" height="100"><title>Nov 28: Standard: $0; Fast: $2<',
+        '<rect class="c0" x="291" y="40" width="8" height="60"><title>Nov 30: Standard: $1.20; Fast: $0<',
+    ]
+    assert all(bar in chart for bar in bars)
+    assert '<th scope="row">Nov 30</th><td>$1.20</td><td>$0</td>' in chart
+
+
+def test_the_spending_chart_of_nobodys_videos_says_nothing_was_spent(alice):
+    chart = str(views.spending_chart(user=alice))
+
+    assert ">No videos in the last 30 days, so nothing spent yet.<" in chart
+    assert "in all;" not in chart

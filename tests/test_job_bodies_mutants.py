@@ -595,3 +595,28 @@ def test_a_video_the_storage_could_not_write_is_tried_again_then_failed(
     else:
         assert generation.error_detail.startswith("storage write failed: ")
         assert scheduled_jobs() == []
+
+
+def test_a_fetch_stores_the_video_and_logs_it_under_the_generations_id(
+    alice, upstream, frozen, committed, media, collected
+):
+    generation, job_id = running_upstream(alice)
+    upstream.finish(job_id, status=2)
+    gid = str(generation.pk)
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.FETCHING, result_url=f"{upstream.url}/files/{job_id}.mp4"
+    )
+    collected.records.clear()
+
+    with committed():
+        jobs.fetch(gid)
+
+    generation.refresh_from_db()
+    assert (generation.status, generation.fetch_attempts) == (Status.SUCCEEDED, 1)
+    assert generation.video.name == f"videos/2026/11/{gid}.mp4"
+    [record] = [r for r in collected.records if r.name == "generations.jobs"]
+    assert (
+        record.getMessage()
+        == f"generation {gid} succeeded: {generation.video_bytes} bytes stored as {generation.video.name}"
+    )
+    assert record.context_fields == {"generation": gid}

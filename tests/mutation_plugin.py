@@ -94,7 +94,8 @@ def _own_redis_database(settings) -> tuple[str, str] | None:
             url = test_redis.with_db(os.environ["REDIS_URL"], db)
             redis.Redis.from_url(url).flushdb()
             os.environ["REDIS_URL"] = url  # for the workers and commands the tests start
-            settings.RQ_QUEUES["default"]["URL"] = url
+            for queue in settings.RQ_QUEUES.values():  # "low" too: else shared, and never emptied
+                queue["URL"] = url
             settings.CACHES["default"]["LOCATION"] = url
             return test_redis.with_db(url, 0), key
     raise pytest.UsageError("every Redis database of the mutation run's server is taken")

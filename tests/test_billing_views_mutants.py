@@ -4,7 +4,8 @@ the Stripe webhook answer. Each test kills mutants `tests/mutants.py accounts.bi
 through, or pins what the decorators promise (tests/MUTATION.md)."""
 
 import logging
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -19,6 +20,8 @@ from generations.models import Generation
 from tests.factories import api_for, generation_row, html
 
 pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def logged_in(user, **kwargs) -> Client:
@@ -169,7 +172,7 @@ def test_a_checkout_stripe_could_not_start_says_nothing_was_charged(fake_stripe,
 # --- the spending chart ----------------------------------------------------------------------------
 
 
-@time_machine.travel(datetime(2026, 11, 30, 12, 0, tzinfo=UTC), tick=False)
+@time_machine.travel(NOW, tick=False)
 def test_the_spending_chart_shows_each_modes_cost_a_day_and_the_peak(alice, bob):
     generation_row(alice, mode="std", duration=5)
     fast = generation_row(alice, mode="fast", duration=10)
@@ -197,3 +200,70 @@ def test_the_spending_chart_of_nobodys_videos_says_nothing_was_spent(alice):
 
     assert ">No videos in the last 30 days, so nothing spent yet.<" in chart
     assert "in all;" not in chart
+
+
+# --- the billing page ------------------------------------------------------------------------------
+
+
+def topup_row(user, n: int, state: str, age: timedelta, **fields) -> TopUp:
+    """A top-up as the payments table lists it (no credits move: only the page reads it)."""
+    fields.setdefault("checkout_url", f"https://pay.example/{n}")
+    row = TopUp.objects.create(
+        user=user, amount_cents=1000 + n, state=state, stripe_session_id=f"cs_test_row{n}", **fields
+    )
+    TopUp.objects.filter(pk=row.pk).update(created_at=NOW - age)
+    return row
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_payments_table_offers_to_resume_only_a_pending_checkout_whose_link_still_works(
+    fake_stripe, alice
+):
+    topup_row(alice, 1, TopUp.State.PENDING, timedelta(hours=22, minutes=59))
+    topup_row(alice, 2, TopUp.State.PENDING, timedelta(hours=23))  # Stripe's link is as good as dead
+    topup_row(alice, 3, TopUp.State.FAILED, timedelta(minutes=1))
+    topup_row(alice, 4, TopUp.State.PENDING, timedelta(minutes=2), checkout_url="")
+
+    page = html(logged_in(alice).get("/billing/"))
+
+    assert re.findall(r'<a href="([^"]+)">Continue to payment</a>', page) == ["https://pay.example/1"]
+
+
+@time_machine.travel(NOW, tick=False)
+def test_the_payments_table_shows_the_last_20_with_their_amounts_and_refunds(fake_stripe, alice):
+    for n in range(20):
+        topup_row(alice, n, TopUp.State.PAID, timedelta(days=1 + n))
+    topup_row(alice, 99, TopUp.State.PARTIALLY_REFUNDED, timedelta(hours=1), refunded_cents=250)
+
+    page = html(logged_in(alice).get("/billing/"))
+
+    assert len(re.findall(r'<td class="num">\$10(\.\d\d)?</td>', page)) == 20  # the newest 20 of 21
+    assert '<td class="num">$10.99</td>' in page and '<td class="num">$10.18</td>' in page
+    assert '<td class="num">$10.19</td>' not in page
+    assert '<span class="muted small">$2.50 back</span>' in page
+
+
+@pytest.mark.parametrize(
+    ("standin", "banner"),
+    [
+        (False, "Stripe is in test mode: pay with a test card such as 4242 4242 4242 4242"),
+        (True, "Checkout opens a local stand-in for Stripe"),
+    ],
+)
+def test_the_billing_page_says_no_real_money_moves_and_the_amounts_it_takes(
+    fake_stripe, alice, settings, standin, banner
+):
+    settings.STRIPE_STANDIN = standin
+
+    page = html(logged_in(alice).get("/billing/"))
+
+    assert banner in page
+    assert "Any amount from $5 to $500; you get 100 credits per dollar." in page
+
+
+def test_the_billing_page_charts_the_users_own_spending(fake_stripe, alice):
+    generation_row(alice, mode="std", duration=5)
+
+    page = html(logged_in(alice).get("/billing/"))
+
+    assert ">$1.20 in all; the most on " in page

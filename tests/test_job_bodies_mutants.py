@@ -429,10 +429,15 @@ def stored_video(user, tmp_path, **fields) -> Generation:
     return generation
 
 
-def test_a_poster_is_the_first_frame_of_the_stored_video(alice, media, tmp_path):
+def test_a_poster_is_the_first_frame_of_the_stored_video(alice, media, tmp_path, monkeypatch):
     generation = stored_video(alice, tmp_path)
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
 
     jobs.make_poster(str(generation.pk))
+
+    assert list(workdir.iterdir()) == []  # the video copied to a directory of its own, then gone
 
     generation.refresh_from_db()
     assert generation.poster.name == f"posters/2026/03/{generation.pk}.jpg"
@@ -452,6 +457,7 @@ def test_a_poster_is_the_first_frame_of_the_stored_video(alice, media, tmp_path)
     ],
 )
 def test_a_poster_is_made_only_for_a_visible_succeeded_video_without_one(alice, media, tmp_path, fields):
+    stored_video(alice, tmp_path)  # another video that wants a poster: not this job's
     generation = stored_video(alice, tmp_path)
     Generation.objects.filter(pk=generation.pk).update(**fields)
 

@@ -111,11 +111,12 @@ def running(user) -> Generation:
 
 
 def test_a_submit_creates_the_job_with_its_callback_and_books_the_first_poll(
-    alice, upstream, settings, frozen, committed
+    alice, upstream, settings, frozen, committed, collected
 ):
     settings.GENERATION_FIRST_POLL_SECONDS = 7
     generation = create(alice)
     gid = str(generation.pk)
+    collected.records.clear()
 
     with committed():
         jobs.submit(gid)
@@ -127,6 +128,7 @@ def test_a_submit_creates_the_job_with_its_callback_and_books_the_first_poll(
     assert (generation.submit_attempts, generation.upstream_amount) == (1, Decimal("1.2"))
     assert scheduled_jobs() == [("generations.jobs.poll", (gid, 0), NOW + timedelta(seconds=7))]
     assert queued_jobs() == []
+    assert collected.records == []  # nothing went wrong, so nothing is logged
 
 
 @pytest.mark.parametrize("status", [Status.SUBMITTING, Status.RUNNING, Status.FAILED])
@@ -254,15 +256,20 @@ def test_a_scheduled_poll_of_a_job_in_progress_books_the_next_link(alice, upstre
     assert scheduled_jobs() == [("generations.jobs.poll", (gid, 1), NOW + timedelta(seconds=5))]
 
 
-def test_the_last_link_is_booked_just_after_the_deadline(alice, upstream, frozen, committed, polls):
-    generation, _ = running_upstream(alice, deadline_at=NOW + timedelta(seconds=2.6))
+@pytest.mark.parametrize(
+    ("left", "booked"),
+    [(2.6, 3), (0.2, 0)],  # 2.6 s or 0.2 s to the deadline, plus half a second; RQ keeps whole seconds
+)
+def test_the_last_link_is_booked_just_after_the_deadline(
+    alice, upstream, frozen, committed, polls, left, booked
+):
+    generation, _ = running_upstream(alice, deadline_at=NOW + timedelta(seconds=left))
 
     with committed():
         jobs.poll(str(generation.pk), 0)
 
-    # 2.6 s to the deadline plus half a second; RQ keeps whole seconds.
     assert scheduled_jobs() == [
-        ("generations.jobs.poll", (str(generation.pk), 1), NOW + timedelta(seconds=3))
+        ("generations.jobs.poll", (str(generation.pk), 1), NOW + timedelta(seconds=booked))
     ]
 
 
@@ -626,3 +633,28 @@ def test_a_fetch_stores_the_video_and_logs_it_under_the_generations_id(
         == f"generation {gid} succeeded: {generation.video_bytes} bytes stored as {generation.video.name}"
     )
     assert record.context_fields == {"generation": gid}
+
+
+@pytest.mark.parametrize(("every", "beats"), [(0.01, True), (3600, False)])
+def test_a_long_download_says_it_is_alive_every_heartbeat_interval(
+    alice, upstream, committed, settings, tmp_path, monkeypatch, every, beats
+):
+    settings.GENERATION_FETCH_HEARTBEAT_SECONDS = every
+    settings.GENERATION_FETCH_ATTEMPTS = 3
+    monkeypatch.setattr(upstream, "slow_seconds", 0.5)
+    blocked = tmp_path / "media"  # the storage fails after the download: no other write touches the row
+    blocked.write_text("a file where the media folder should be")
+    settings.MEDIA_ROOT = str(blocked)
+    generation, job_id = running_upstream(alice, "[sim:no-callback][sim:video-slow] a heron")
+    upstream.finish(job_id, status=2)
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.FETCHING, result_url=f"{upstream.url}/files/{job_id}.mp4"
+    )
+    before = Generation.objects.get(pk=generation.pk).updated_at
+
+    with committed():
+        jobs.fetch(str(generation.pk))
+
+    generation.refresh_from_db()
+    assert (generation.status, generation.fetch_attempts) == (Status.FETCHING, 1)
+    assert (generation.updated_at > before) is beats

@@ -627,6 +627,8 @@ def test_a_fetch_stores_the_video_and_logs_it_under_the_generations_id(
     generation.refresh_from_db()
     assert (generation.status, generation.fetch_attempts) == (Status.SUCCEEDED, 1)
     assert generation.video.name == f"videos/2026/11/{gid}.mp4"
+    low = django_rq.get_queue("low").get_jobs()
+    assert [(job.func_name, job.args) for job in low] == [("generations.jobs.make_poster", (gid,))]
     [record] = [r for r in collected.records if r.name == "generations.jobs"]
     assert (
         record.getMessage()
@@ -658,3 +660,23 @@ def test_a_long_download_says_it_is_alive_every_heartbeat_interval(
     generation.refresh_from_db()
     assert (generation.status, generation.fetch_attempts) == (Status.FETCHING, 1)
     assert (generation.updated_at > before) is beats
+
+
+def test_a_download_slower_than_its_time_limit_is_cut_off_and_tried_again(
+    alice, upstream, committed, settings, media, monkeypatch
+):
+    settings.VIDEO_DOWNLOAD_MAX_SECONDS = 0.2
+    settings.GENERATION_FETCH_ATTEMPTS = 3
+    monkeypatch.setattr(upstream, "slow_seconds", 2)
+    generation, job_id = running_upstream(alice, "[sim:no-callback][sim:video-slow] a heron")
+    upstream.finish(job_id, status=2)
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.FETCHING, result_url=f"{upstream.url}/files/{job_id}.mp4"
+    )
+
+    with committed():
+        jobs.fetch(str(generation.pk))
+
+    generation.refresh_from_db()
+    assert (generation.status, generation.video.name) == (Status.FETCHING, "")
+    assert [job[:2] for job in scheduled_jobs()] == [("generations.jobs.fetch", (str(generation.pk),))]

@@ -18,6 +18,7 @@ from accounts.billing.views import CHECKOUT_LIMITED
 from accounts.models import TopUp
 from generations.models import Generation
 from tests.factories import api_for, generation_row, html
+from tests.fake_stripe import deliver
 
 pytestmark = pytest.mark.django_db
 
@@ -267,3 +268,51 @@ def test_the_billing_page_charts_the_users_own_spending(fake_stripe, alice):
     page = html(logged_in(alice).get("/billing/"))
 
     assert ">$1.20 in all; the most on " in page
+
+
+# --- the Stripe webhook: what it answers -----------------------------------------------------------
+
+
+def test_the_webhook_answers_what_it_did_with_a_paid_session(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    event = fake_stripe.event("checkout.session.completed", fake_stripe.mark_paid(topup.stripe_session_id))
+
+    response = deliver(event)
+
+    assert (response.status_code, response.json()) == (200, {"received": True, "state": "processed"})
+
+
+def test_the_webhook_without_its_secret_says_payments_are_unconfigured(fake_stripe, settings):
+    settings.STRIPE_WEBHOOK_SECRET = ""
+
+    response = deliver(fake_stripe.event("checkout.session.completed", {"id": "cs_test_x"}))
+
+    assert response.status_code == 503
+    assert response.json() == {
+        "error": {"code": "payments_unconfigured", "message": "STRIPE_WEBHOOK_SECRET is not set."}
+    }
+
+
+def test_the_webhook_says_why_a_signature_does_not_verify(fake_stripe):
+    response = deliver(
+        fake_stripe.event("checkout.session.completed", {"id": "cs_test_x"}), signature="t=1,v1=00"
+    )
+
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_signature"
+    assert error["message"].startswith("The Stripe signature does not verify: ")
+    assert len(error["message"]) > len("The Stripe signature does not verify: .")
+
+
+def test_the_webhook_asks_stripe_to_retry_an_event_it_could_not_handle(fake_stripe, carol):
+    topup = topup_create(user=carol, amount_cents=1000)
+    session = fake_stripe.mark_paid(topup.stripe_session_id)
+    session["amount_total"] = 100
+
+    response = deliver(fake_stripe.event("checkout.session.completed", session))
+
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "event_failed", "message": "The event could not be handled; it will be retried."}
+    }

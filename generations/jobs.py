@@ -2,13 +2,11 @@
 outside world, so one worker carries any number of generations in flight. Each is safe to
 run twice: it starts from a claim, and a lost claim means someone else did the work."""
 
-import functools
 import logging
 import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -84,17 +82,6 @@ def _backoff(attempt: int) -> float:
     return min(settings.GENERATION_POLL_INITIAL_SECONDS * (2 ** max(attempt - 1, 0)), 60.0)
 
 
-def generation_job(job: Callable[..., None]) -> Callable[..., None]:
-    """Every log line written while a job works on a generation carries the generation's id."""
-
-    @functools.wraps(job)
-    def wrapper(generation_id: str, *args: object) -> None:
-        with log_context(generation=generation_id):
-            job(generation_id, *args)
-
-    return wrapper
-
-
 def job_request(generation: Generation) -> dict[str, Any]:
     """What the create call asks for this generation (shortapi.job_args' arguments): its settings
     and its inputs as signed links. The links are the same each time they are built, so a job a
@@ -113,42 +100,47 @@ def job_request(generation: Generation) -> dict[str, Any]:
     }
 
 
-@generation_job
+# Each job that works on one generation runs its body in log_context(generation=...), so every
+# log line it writes carries the id. Written out, not as a decorator: mutmut skips decorated
+# functions, and these are the ones most worth mutating (tests/MUTATION.md).
 def submit(generation_id: str) -> None:
-    generation = generation_claim_submit(generation_id=generation_id)
-    if generation is None:
-        return
-    try:
-        job = shortapi.create_job(**job_request(generation), callback_url=callback_url(generation.pk))
-    except shortapi.RetryLater as exc:
-        waited = (timezone.now() - generation.created_at).total_seconds()
-        if waited >= settings.GENERATION_SUBMIT_RETRY_SECONDS:
-            _fail(
-                generation_id,
-                "create_failed",
-                f"create failed {generation.submit_attempts} times over {waited:.0f} s; last: {exc}",
+    with log_context(generation=generation_id):
+        generation = generation_claim_submit(generation_id=generation_id)
+        if generation is None:
+            return
+        try:
+            job = shortapi.create_job(**job_request(generation), callback_url=callback_url(generation.pk))
+        except shortapi.RetryLater as exc:
+            waited = (timezone.now() - generation.created_at).total_seconds()
+            if waited >= settings.GENERATION_SUBMIT_RETRY_SECONDS:
+                _fail(
+                    generation_id,
+                    "create_failed",
+                    f"create failed {generation.submit_attempts} times over {waited:.0f} s; last: {exc}",
+                )
+            elif generation_release_submit(
+                generation_id=generation_id, detail=f"create attempt failed: {exc}"
+            ):
+                enqueue("generations.jobs.submit", generation_id, delay=_backoff(generation.submit_attempts))
+            return
+        except shortapi.GiveUp as exc:
+            _fail(generation_id, "create_rejected", str(exc))
+            return
+        except shortapi.UnknownOutcome as exc:
+            # Never create again blindly: the callback (carrying the job id) resumes it, or the
+            # sweeper fails and refunds it once the grace period has passed.
+            generation_note_unknown_outcome(generation_id=generation_id, detail=f"unknown outcome: {exc}")
+            return
+        # The claim books the first poll of the generation's one poll chain.
+        if not generation_mark_running(
+            generation_id=generation_id,
+            job_id=job.job_id,
+            amount=job.amount,
+            first_poll_in=settings.GENERATION_FIRST_POLL_SECONDS,
+        ):
+            logger.error(
+                "generation %s: upstream job %s created but the row had moved on", generation_id, job.job_id
             )
-        elif generation_release_submit(generation_id=generation_id, detail=f"create attempt failed: {exc}"):
-            enqueue("generations.jobs.submit", generation_id, delay=_backoff(generation.submit_attempts))
-        return
-    except shortapi.GiveUp as exc:
-        _fail(generation_id, "create_rejected", str(exc))
-        return
-    except shortapi.UnknownOutcome as exc:
-        # Never create again blindly: the callback (carrying the job id) resumes it, or the
-        # sweeper fails and refunds it once the grace period has passed.
-        generation_note_unknown_outcome(generation_id=generation_id, detail=f"unknown outcome: {exc}")
-        return
-    # The claim books the first poll of the generation's one poll chain.
-    if not generation_mark_running(
-        generation_id=generation_id,
-        job_id=job.job_id,
-        amount=job.amount,
-        first_poll_in=settings.GENERATION_FIRST_POLL_SECONDS,
-    ):
-        logger.error(
-            "generation %s: upstream job %s created but the row had moved on", generation_id, job.job_id
-        )
 
 
 ADOPT_ATTEMPTS = 5
@@ -212,7 +204,6 @@ def adopt_job(generation_id: str, job_id: str, attempt: int = 1) -> None:
             enqueue("generations.jobs.poll", generation_id)
 
 
-@generation_job
 def poll(generation_id: str, chain: int | None = None) -> None:
     """Ask upstream about a running generation and act on what it says.
 
@@ -221,102 +212,105 @@ def poll(generation_id: str, chain: int | None = None) -> None:
     generation, whatever else polls it. An ad-hoc poll (a callback, an operator's "Poll now")
     has no number: it acts on a finished or failed job but never books another poll.
     """
-    generation = Generation.objects.filter(pk=generation_id, status=Status.RUNNING).first()
-    if generation is None:
-        return
-    if chain is not None and generation.poll_count != chain:
-        return  # a link of a chain the sweeper replaced, or a twin of this one that ran first
-    past_deadline = timezone.now() >= generation.deadline_at
-    try:
-        state = shortapi.query_job(generation.upstream_job_id)
-    except shortapi.ShortApiError as exc:
-        logger.warning("generation %s: query failed, will poll again: %s", generation_id, exc)
-        state = None
-    if state is not None and (state.refunded or chain is None):
-        generation_note_upstream(
-            generation_id=generation_id, upstream_status=state.status, upstream_refunded=state.refunded
-        )
-    if state is not None and state.succeeded:
-        # The poll that wins the claim downloads the video itself: one RQ job less per video
-        # (each costs some fifty Redis commands, bench/RESULTS.md). A worker that dies mid-download
-        # leaves it `fetching`, and the sweeper queues a fetch job as before.
-        if generation_claim_fetch(
-            generation_id=generation_id, result_url=state.video_url, upstream_status=2, queue_fetch=False
-        ):
-            fetch(generation_id)
-        return
-    if state is not None and state.failed:
-        _fail(generation_id, "upstream_failed", f"upstream status 3: {state.raw}", state.error)
-        return
-    if state is not None and state.status not in shortapi.IN_PROGRESS:
-        logger.warning(
-            "generation %s: undocumented upstream status %r: %s", generation_id, state.status, state.raw
-        )
-    if past_deadline:
-        # Asked once more at the deadline: a job that finished meanwhile was not thrown away.
-        _fail(generation_id, "deadline", f"no result after {generation.poll_count} polls")
-        return
-    if chain is None:
-        return
-    delay = generation_record_poll(
-        generation_id=generation_id,
-        seen_poll_count=chain,
-        upstream_status=state.status if state else generation.upstream_status,
-    )
-    if delay is not None:
-        # The last link lands just after the deadline, to ask once more and then fail.
-        remaining = (generation.deadline_at - timezone.now()).total_seconds()
-        delay = max(0.0, min(delay, remaining + 0.5))
-        enqueue("generations.jobs.poll", generation_id, chain + 1, delay=delay)
-
-
-@generation_job
-def fetch(generation_id: str) -> None:
-    generation = generation_start_fetch_attempt(generation_id=generation_id)
-    if generation is None:
-        return
-    attempt = generation.fetch_attempts
-    last_beat = time.monotonic()
-
-    def heartbeat() -> None:
-        nonlocal last_beat
-        if time.monotonic() - last_beat >= settings.GENERATION_FETCH_HEARTBEAT_SECONDS:
-            last_beat = time.monotonic()
-            generation_fetch_heartbeat(generation_id=generation_id)
-
-    try:
-        tmp, size = download_to_tempfile(
-            generation.result_url,
-            max_bytes=settings.VIDEO_MAX_BYTES,
-            max_seconds=settings.VIDEO_DOWNLOAD_MAX_SECONDS,
-            progress=heartbeat,
-        )
-    except DownloadError as exc:
-        if exc.retryable and attempt < settings.GENERATION_FETCH_ATTEMPTS:
-            enqueue("generations.jobs.fetch", generation_id, delay=_backoff(attempt))
-        else:
-            _fail(
-                generation_id, "download_failed", f"attempt {attempt}: {exc} ({generation.result_url[:300]})"
-            )
-        return
-    with tmp:
+    with log_context(generation=generation_id):
+        generation = Generation.objects.filter(pk=generation_id, status=Status.RUNNING).first()
+        if generation is None:
+            return
+        if chain is not None and generation.poll_count != chain:
+            return  # a link of a chain the sweeper replaced, or a twin of this one that ran first
+        past_deadline = timezone.now() >= generation.deadline_at
         try:
-            name = default_storage.save(
-                f"videos/{generation.created_at:%Y/%m}/{generation.pk}.mp4", File(tmp)
+            state = shortapi.query_job(generation.upstream_job_id)
+        except shortapi.ShortApiError as exc:
+            logger.warning("generation %s: query failed, will poll again: %s", generation_id, exc)
+            state = None
+        if state is not None and (state.refunded or chain is None):
+            generation_note_upstream(
+                generation_id=generation_id, upstream_status=state.status, upstream_refunded=state.refunded
             )
-        except OSError as exc:  # the storage could not be written
-            if attempt < settings.GENERATION_FETCH_ATTEMPTS:
+        if state is not None and state.succeeded:
+            # The poll that wins the claim downloads the video itself: one RQ job less per video
+            # (each costs some fifty Redis commands, bench/RESULTS.md). A worker that dies mid-download
+            # leaves it `fetching`, and the sweeper queues a fetch job as before.
+            if generation_claim_fetch(
+                generation_id=generation_id, result_url=state.video_url, upstream_status=2, queue_fetch=False
+            ):
+                fetch(generation_id)
+            return
+        if state is not None and state.failed:
+            _fail(generation_id, "upstream_failed", f"upstream status 3: {state.raw}", state.error)
+            return
+        if state is not None and state.status not in shortapi.IN_PROGRESS:
+            logger.warning(
+                "generation %s: undocumented upstream status %r: %s", generation_id, state.status, state.raw
+            )
+        if past_deadline:
+            # Asked once more at the deadline: a job that finished meanwhile was not thrown away.
+            _fail(generation_id, "deadline", f"no result after {generation.poll_count} polls")
+            return
+        if chain is None:
+            return
+        delay = generation_record_poll(
+            generation_id=generation_id,
+            seen_poll_count=chain,
+            upstream_status=state.status if state else generation.upstream_status,
+        )
+        if delay is not None:
+            # The last link lands just after the deadline, to ask once more and then fail.
+            remaining = (generation.deadline_at - timezone.now()).total_seconds()
+            delay = max(0.0, min(delay, remaining + 0.5))
+            enqueue("generations.jobs.poll", generation_id, chain + 1, delay=delay)
+
+
+def fetch(generation_id: str) -> None:
+    with log_context(generation=generation_id):
+        generation = generation_start_fetch_attempt(generation_id=generation_id)
+        if generation is None:
+            return
+        attempt = generation.fetch_attempts
+        last_beat = time.monotonic()
+
+        def heartbeat() -> None:
+            nonlocal last_beat
+            if time.monotonic() - last_beat >= settings.GENERATION_FETCH_HEARTBEAT_SECONDS:
+                last_beat = time.monotonic()
+                generation_fetch_heartbeat(generation_id=generation_id)
+
+        try:
+            tmp, size = download_to_tempfile(
+                generation.result_url,
+                max_bytes=settings.VIDEO_MAX_BYTES,
+                max_seconds=settings.VIDEO_DOWNLOAD_MAX_SECONDS,
+                progress=heartbeat,
+            )
+        except DownloadError as exc:
+            if exc.retryable and attempt < settings.GENERATION_FETCH_ATTEMPTS:
                 enqueue("generations.jobs.fetch", generation_id, delay=_backoff(attempt))
             else:
-                _fail(generation_id, "download_failed", f"storage write failed: {exc}")
+                _fail(
+                    generation_id,
+                    "download_failed",
+                    f"attempt {attempt}: {exc} ({generation.result_url[:300]})",
+                )
             return
-        if not generation_succeed(generation_id=generation_id, video_name=name, video_bytes=size):
-            default_storage.delete(name)  # a twin fetch won the claim
-            return
-        logger.info("generation %s succeeded: %s bytes stored as %s", generation_id, size, name)
-    # The video is the user's now. Its poster (an ffmpeg run, ~27 ms of CPU) waits on the "low"
-    # queue until no poll or download is waiting: it never delays another paid video.
-    enqueue("generations.jobs.make_poster", generation_id)
+        with tmp:
+            try:
+                name = default_storage.save(
+                    f"videos/{generation.created_at:%Y/%m}/{generation.pk}.mp4", File(tmp)
+                )
+            except OSError as exc:  # the storage could not be written
+                if attempt < settings.GENERATION_FETCH_ATTEMPTS:
+                    enqueue("generations.jobs.fetch", generation_id, delay=_backoff(attempt))
+                else:
+                    _fail(generation_id, "download_failed", f"storage write failed: {exc}")
+                return
+            if not generation_succeed(generation_id=generation_id, video_name=name, video_bytes=size):
+                default_storage.delete(name)  # a twin fetch won the claim
+                return
+            logger.info("generation %s succeeded: %s bytes stored as %s", generation_id, size, name)
+        # The video is the user's now. Its poster (an ffmpeg run, ~27 ms of CPU) waits on the "low"
+        # queue until no poll or download is waiting: it never delays another paid video.
+        enqueue("generations.jobs.make_poster", generation_id)
 
 
 def _poster_frame(source: str) -> bytes:
@@ -353,20 +347,20 @@ def _store_poster(generation_id: str, created_at: Any, jpeg: bytes) -> None:
         default_storage.delete(name)  # deleted meanwhile, or a twin job was first
 
 
-@generation_job
 def make_poster(generation_id: str) -> None:
     """The first frame as a JPEG for the gallery, from the stored copy. On the "low" queue: never
     holds up the video itself, nor anybody else's."""
-    generation = Generation.objects.visible().filter(pk=generation_id, status=Status.SUCCEEDED).first()
-    if generation is None or generation.poster or not generation.video:
-        return
-    with tempfile.TemporaryDirectory() as workdir:
-        source = os.path.join(workdir, "video.mp4")
-        with default_storage.open(generation.video.name, "rb") as stored, open(source, "wb") as out:
-            for chunk in iter(lambda: stored.read(1024 * 1024), b""):
-                out.write(chunk)
-        jpeg = _poster_frame(source)
-    _store_poster(generation_id, generation.created_at, jpeg)
+    with log_context(generation=generation_id):
+        generation = Generation.objects.visible().filter(pk=generation_id, status=Status.SUCCEEDED).first()
+        if generation is None or generation.poster or not generation.video:
+            return
+        with tempfile.TemporaryDirectory() as workdir:
+            source = os.path.join(workdir, "video.mp4")
+            with default_storage.open(generation.video.name, "rb") as stored, open(source, "wb") as out:
+                for chunk in iter(lambda: stored.read(1024 * 1024), b""):
+                    out.write(chunk)
+            jpeg = _poster_frame(source)
+        _store_poster(generation_id, generation.created_at, jpeg)
 
 
 # --- The sweeper ---------------------------------------------------------------------------

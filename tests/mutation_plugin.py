@@ -23,7 +23,12 @@ MODULE_TESTS = {
     "accounts.billing.ledger": ["test_ledger", "test_ledger_guards", "test_audit"],
     "accounts.billing.topups": ["test_billing", "test_stripe_guards", "test_billing_pages"],
     "accounts.billing.stripe_events": ["test_billing", "test_stripe_guards"],
-    "accounts.billing.views": ["test_billing", "test_stripe_guards", "test_billing_pages"],
+    "accounts.billing.views": [
+        "test_billing_views_mutants",
+        "test_billing",
+        "test_stripe_guards",
+        "test_billing_pages",
+    ],
     # Not test_pipeline nor test_polling (50 s of live-server runs): every survivor of the
     # generation_create path (called by nearly every test) would run them, a minute each.
     "generations.services": [
@@ -35,16 +40,18 @@ MODULE_TESTS = {
         "test_api_generations",
     ],
     # Not test_pipeline, test_polling nor test_faults (live-server runs, a minute and more for each
-    # survivor); the functions mutmut mutates here (the jobs' own entry points are decorated, which
-    # it skips) are the sweeper, adopt_job, _fail, job_request and the poster, pinned narrowly.
+    # survivor). The jobs' own bodies (submit, poll, fetch, make_poster) are pinned narrowly by
+    # test_job_bodies_mutants; the sweeper, adopt_job, _fail, job_request and the poster helpers
+    # by test_jobs_mutants.
     "generations.jobs": [
+        "test_job_bodies_mutants",
         "test_jobs_mutants",
         "test_status_claims_guard",
         "test_sweeper",
         "test_callback_guard",
     ],
     "generations.user_webhooks": ["test_webhooks"],
-    "generations.webhooks": ["test_callback_guard"],
+    "generations.webhooks": ["test_callback_view_mutants", "test_callback_guard"],
     "generations.downloads": ["test_download_guards", "test_faults"],
 }
 # A mutant's tests never run this long; a claim its process could not give back (killed on timeout)
@@ -87,7 +94,8 @@ def _own_redis_database(settings) -> tuple[str, str] | None:
             url = test_redis.with_db(os.environ["REDIS_URL"], db)
             redis.Redis.from_url(url).flushdb()
             os.environ["REDIS_URL"] = url  # for the workers and commands the tests start
-            settings.RQ_QUEUES["default"]["URL"] = url
+            for queue in settings.RQ_QUEUES.values():  # "low" too: else shared, and never emptied
+                queue["URL"] = url
             settings.CACHES["default"]["LOCATION"] = url
             return test_redis.with_db(url, 0), key
     raise pytest.UsageError("every Redis database of the mutation run's server is taken")

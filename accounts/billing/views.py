@@ -86,13 +86,14 @@ def spending_chart(*, user: User) -> SafeString:
     )
 
 
-@login_required
 def billing(request: HttpRequest) -> HttpResponse:
     return _billing_page(request)
 
 
-@login_required
-@require_POST
+# Decorators applied by assignment: mutmut skips decorated functions (tests/MUTATION.md).
+billing = login_required(billing)
+
+
 def billing_checkout(request: HttpRequest) -> HttpResponse:
     # Pack buttons send amount_cents; the "other amount" form sends dollars.
     custom = "amount_usd" in request.POST
@@ -117,7 +118,9 @@ def billing_checkout(request: HttpRequest) -> HttpResponse:
     return redirect(topup.checkout_url)
 
 
-@login_required
+billing_checkout = login_required(require_POST(billing_checkout))  # as billing above
+
+
 def billing_success(request: HttpRequest) -> HttpResponse:
     topup = topup_for_user(user=request.user, session_id=request.GET.get("session_id", ""))
     unconfirmed = False
@@ -133,12 +136,13 @@ def billing_success(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/success.html", context)
 
 
+billing_success = login_required(billing_success)  # as billing above
+
+
 def billing_cancel(request: HttpRequest) -> HttpResponse:
     return render(request, "billing/cancel.html")
 
 
-@csrf_exempt
-@require_POST
 def stripe_webhook(request: HttpRequest) -> HttpResponse:
     """Stripe's events. CSRF-exempt: the signature, not a cookie, proves who sent it."""
     if not settings.STRIPE_WEBHOOK_SECRET:
@@ -156,3 +160,6 @@ def stripe_webhook(request: HttpRequest) -> HttpResponse:
         # 500 makes Stripe deliver the event again later (with backoff, for up to three days).
         return api_error("event_failed", "The event could not be handled; it will be retried.", status=500)
     return JsonResponse({"received": True, "state": event.state})
+
+
+stripe_webhook = csrf_exempt(require_POST(stripe_webhook))  # as billing above

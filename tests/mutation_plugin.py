@@ -50,7 +50,7 @@ MODULE_TESTS = {
         "test_sweeper",
         "test_callback_guard",
     ],
-    "generations.user_webhooks": ["test_webhooks"],
+    "generations.user_webhooks": ["test_user_webhooks_mutants", "test_webhooks"],
     "generations.webhooks": ["test_callback_view_mutants", "test_callback_guard"],
     "generations.downloads": ["test_download_guards", "test_faults"],
 }

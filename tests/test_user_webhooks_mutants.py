@@ -351,6 +351,9 @@ def test_a_try_reads_the_status_and_never_waits_for_the_body(settings, half_answ
 
 def test_a_delivered_try_is_recorded_and_books_nothing(receiver, caplog, committed):
     delivery = delivery_for(receiver.url, next_attempt_at=NOW)
+    # Another delivery on its first try too: the outcome is written to this one only.
+    other = WebhookDelivery.objects.get(generation=ended("https://example.com/b", "bob"))
+    WebhookDelivery.objects.filter(pk=other.pk).update(attempt_count=1, round_attempts=1)
     with (
         time_machine.travel(NOW, tick=False),
         caplog.at_level(logging.INFO, "generations.user_webhooks"),
@@ -368,6 +371,8 @@ def test_a_delivered_try_is_recorded_and_books_nothing(receiver, caplog, committ
     assert attempt.status_code == 204 and attempt.error == ""
     assert attempt.duration_ms >= 0
     assert scheduled_jobs() == [] and webhook_jobs_queued() == []
+    other.refresh_from_db()
+    assert other.state == State.PENDING and other.last_status_code is None and other.delivered_at is None
     assert [r.getMessage() for r in caplog.records if r.name == "generations.user_webhooks"] == [
         f"webhook {delivery.webhook_id} for generation {delivery.generation_id}, try 1: delivered (204)"
     ]
@@ -442,9 +447,9 @@ def test_a_try_holds_its_delivery_for_a_minute_while_it_is_under_way(receiver):
     original_post = receiver.server.RequestHandlerClass.do_POST
 
     def do_post(handler):
-        row = WebhookDelivery.objects.values("next_attempt_at", "attempt_count", "round_attempts").get(
-            pk=delivery.pk
-        )
+        row = WebhookDelivery.objects.values(
+            "next_attempt_at", "attempt_count", "round_attempts", "updated_at"
+        ).get(pk=delivery.pk)
         seen.update(row)
         original_post(handler)
 
@@ -452,7 +457,12 @@ def test_a_try_holds_its_delivery_for_a_minute_while_it_is_under_way(receiver):
     WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=NOW)
     with time_machine.travel(NOW, tick=False):
         assert webhook_deliver(delivery_id=delivery.pk) == State.DELIVERED
-    assert seen == {"next_attempt_at": NOW + timedelta(seconds=60), "attempt_count": 1, "round_attempts": 1}
+    assert seen == {
+        "next_attempt_at": NOW + timedelta(seconds=60),
+        "attempt_count": 1,
+        "round_attempts": 1,
+        "updated_at": NOW,
+    }
 
 
 def test_a_long_error_is_cut_to_300_characters_in_both_rows(receiver, monkeypatch, committed):

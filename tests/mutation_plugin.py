@@ -90,6 +90,11 @@ def _own_redis_database(settings) -> tuple[str, str] | None:
     claims = redis.Redis.from_url(test_redis.with_db(os.environ["REDIS_URL"], 0))
     for db in test_redis.DATABASES:
         key = f"seedance:test-run-db:{db}"
+        holder = claims.get(key)
+        if holder is not None and not _alive(int(holder)):
+            # Left by a worker killed on a timeout, or a run stopped by hand: free it, unless
+            # another process freed and took it meanwhile (compare and delete, in one step).
+            claims.eval(RELEASE_IF_HELD_BY, 1, key, holder)
         if claims.set(key, os.getpid(), nx=True, ex=CLAIM_SECONDS):
             url = test_redis.with_db(os.environ["REDIS_URL"], db)
             redis.Redis.from_url(url).flushdb()
@@ -99,6 +104,21 @@ def _own_redis_database(settings) -> tuple[str, str] | None:
             settings.CACHES["default"]["LOCATION"] = url
             return test_redis.with_db(url, 0), key
     raise pytest.UsageError("every Redis database of the mutation run's server is taken")
+
+
+RELEASE_IF_HELD_BY = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _module_of(mutant: str) -> str | None:

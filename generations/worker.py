@@ -18,6 +18,9 @@ from django.db import close_old_connections, connections
 from rq import Queue
 from rq import SimpleWorker as RQSimpleWorker
 from rq import Worker as RQWorker
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.scheduler import RQScheduler
+from rq.scheduler import run as run_scheduler
 from rq.timeouts import TimerDeathPenalty
 
 logger = logging.getLogger(__name__)
@@ -123,6 +126,23 @@ class _JobLoop(SimpleWorker):
         pass  # commands (stop, kill-horse) go to the main loop's channel
 
 
+class _ThreadScheduler(RQScheduler):
+    """RQ's scheduler (it moves due scheduled jobs, every poll among them, onto their queues) in a
+    thread of ThreadedWorker rather than in a process forked from it. A fork copies only the
+    thread that calls it: a lock another job loop held at that instant (stderr's buffer while it
+    logs, a Redis pool's) stays held in the child for ever, the child hangs on it, and no poll is
+    ever due again. The worker's main thread takes the signals and stops this thread."""
+
+    def start(self):  # type: ignore[no-untyped-def]
+        self._status = self.Status.STARTED
+        self._process = threading.Thread(target=run_scheduler, args=(self,), name="rq-scheduler", daemon=True)
+        self._process.start()
+        return self._process
+
+    def _install_signal_handlers(self) -> None:
+        pass  # only the main thread may set them
+
+
 class ThreadedWorker(SimpleWorker):
     """WORKER_THREADS job loops in one process, so that a job waiting on the network (a create,
     a query, a download: hundreds of milliseconds each against the real upstream) does not hold
@@ -169,3 +189,30 @@ class ThreadedWorker(SimpleWorker):
         for thread in threads:
             thread.join()
         return worked
+
+    def _start_scheduler(  # type: ignore[no-untyped-def]
+        self,
+        burst=False,
+        logging_level="INFO",
+        date_format=DEFAULT_LOGGING_DATE_FORMAT,
+        log_format=DEFAULT_LOGGING_FORMAT,
+    ):
+        if burst:  # RQ's own runs what is due once, in this thread, and forks nothing
+            return super()._start_scheduler(burst, logging_level, date_format, log_format)
+        # RQ's own, with the scheduler in a thread (above). RQ restarts it the same way, through
+        # acquire_locks(auto_start=True), when it has died or another worker's held the locks.
+        self.scheduler = _ThreadScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks(auto_start=True)
+
+    def stop_scheduler(self) -> None:
+        # RQ's sends SIGTERM to the scheduler's process; this one is a thread of ours.
+        if self.scheduler is not None and self.scheduler._process is not None:
+            self.scheduler.request_stop()
+            self.scheduler._process.join()

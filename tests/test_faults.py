@@ -57,7 +57,7 @@ def start_worker(pipeline, live_server, settings, tmp_path):
             "GENERATION_POLL_INITIAL_SECONDS": "0.2",
             "GENERATION_POLL_MAX_SECONDS": "0.5",
             "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "INFO",
             **extra_env,
         }
         if worker_class:
@@ -90,6 +90,9 @@ def start_worker(pipeline, live_server, settings, tmp_path):
     yield start
     for process in started:
         kill(process)
+    # Shown by pytest only when the test failed: what each worker did, to tell why.
+    for log in sorted(tmp_path.glob("worker-*.log")):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')[-20_000:]}")
 
 
 def kill(process: subprocess.Popen) -> None:

@@ -10,7 +10,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import django_rq
 import pytest
 
 from accounts.billing.audit import audit_mismatches
@@ -123,3 +125,28 @@ def test_a_threaded_worker_stops_on_sigterm_after_its_jobs(worker):
     process.send_signal(signal.SIGTERM)
     wait_for(lambda: process.poll() is not None, timeout=90, what="the worker to stop")
     assert process.returncode == 0
+
+
+def child_processes(pid: int) -> list[str]:
+    """The command lines of the processes `pid` has started (any of its threads), from /proc."""
+    tasks = Path(f"/proc/{pid}/task")
+    children = [child for task in tasks.iterdir() for child in (task / "children").read_text().split()]
+    return [Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode() for child in children]
+
+
+def test_a_threaded_worker_runs_its_scheduler_in_a_thread_and_forks_nothing(worker):
+    """RQ forks its scheduler from the worker process. Forked while the job loops run, the child
+    can inherit a lock one of them held (stderr's buffer mid-log) and hang for ever: no poll is
+    ever due again. The threaded worker's scheduler is a thread: polls arrive and nothing forks."""
+    redis = django_rq.get_connection("default")
+    process = worker(threads=4)
+    ids = submit_many(2)
+    wait_for(lambda: all_ended(ids), what="every generation to end")  # every poll was scheduled
+    wait_for(lambda: not Generation.objects.filter(pk__in=ids, poster="").exists(), what="the posters")
+    assert child_processes(process.pid) == []  # ffmpeg's, for the posters, have ended
+    assert redis.exists("rq:scheduler-lock:default")
+    process.send_signal(signal.SIGTERM)
+    wait_for(lambda: process.poll() is not None, timeout=90, what="the worker to stop")
+    assert process.returncode == 0
+    # The scheduler thread stopped with the worker and gave its locks back.
+    assert not redis.exists("rq:scheduler-lock:default")

@@ -10,7 +10,6 @@ import time_machine
 from django.utils import timezone
 
 from accounts.billing.audit import audit_mismatches
-from accounts.billing.selectors import credits_for_user
 from accounts.models import CreditEntry
 from generations import jobs
 from generations.models import Generation
@@ -23,6 +22,7 @@ from generations.services import (
     generation_start_fetch_attempt,
     generation_succeed,
 )
+from tests.factories import balance
 
 pytestmark = pytest.mark.django_db
 
@@ -60,10 +60,6 @@ def fetching(user) -> Generation:
 
 def fail(generation: Generation) -> bool:
     return generation_fail(generation_id=generation.pk, error="It broke.", failure_class="upstream_failed")
-
-
-def balance(user) -> int:
-    return credits_for_user(user=user).balance_cents
 
 
 def refunds(generation: Generation) -> list[int]:

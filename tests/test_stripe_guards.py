@@ -8,16 +8,12 @@ import pytest
 
 from accounts.billing.audit import audit_mismatches
 from accounts.billing.models import CreditEntry, StripeEvent, TopUp
-from accounts.billing.selectors import credits_for_user
 from accounts.billing.stripe_events import StripeEventFailed, stripe_event_process, stripe_event_receive
 from accounts.billing.topups import BillingError, topup_create, topup_fulfil, topup_mark, topup_refund
+from tests.factories import balance
 from tests.fake_stripe import deliver
 
 pytestmark = pytest.mark.django_db
-
-
-def balance(user) -> int:
-    return credits_for_user(user=user).balance_cents
 
 
 def test_a_paid_session_naming_another_topup_credits_nothing(fake_stripe, carol, bob):

@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import django_rq
@@ -18,17 +17,9 @@ import pytest
 from accounts.billing.audit import audit_mismatches
 from generations.models import Generation
 from generations.simulator import Simulator
-from tests.factories import ROOT, SIM_KEY, api_for, make_user, test_database_url
+from tests.factories import ROOT, SIM_KEY, api_for, make_user, test_database_url, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(condition, timeout: float = 90.0, what: str = "the condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -97,13 +88,17 @@ def all_ended(ids: list[str]) -> bool:
     return not Generation.objects.filter(pk__in=ids, status__in=Generation.ACTIVE).exists()
 
 
+def all_have_posters(ids: list[str]) -> bool:
+    return not Generation.objects.filter(pk__in=ids, poster="").exists()
+
+
 def test_one_threaded_worker_overlaps_the_calls_of_different_generations(slow_simulator, worker, settings):
     worker(threads=4)
     ids = submit_many(5)
-    wait_for(lambda: all_ended(ids), what="every generation to end")
+    wait_for(lambda: all_ended(ids), timeout=90, what="every generation to end")
     assert set(Generation.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"succeeded"}
     # The poster is cut from the download itself, in the same job, just after the video is stored.
-    wait_for(lambda: not Generation.objects.filter(pk__in=ids, poster="").exists(), what="the posters")
+    wait_for(lambda: all_have_posters(ids), timeout=90, what="the posters")
     assert audit_mismatches() == []
     # One process had more than one call to the provider in progress at once.
     assert slow_simulator.stats()["peak_concurrent_calls"] >= 2
@@ -113,7 +108,7 @@ def test_a_single_loop_makes_its_calls_one_at_a_time(slow_simulator, worker):
     """The control for the test above: the same load on one loop never overlaps."""
     worker(worker_class="generations.worker.SimpleWorker", threads=1)
     ids = submit_many(3)
-    wait_for(lambda: all_ended(ids), what="every generation to end")
+    wait_for(lambda: all_ended(ids), timeout=90, what="every generation to end")
     assert set(Generation.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"succeeded"}
     assert slow_simulator.stats()["peak_concurrent_calls"] == 1
 
@@ -121,7 +116,7 @@ def test_a_single_loop_makes_its_calls_one_at_a_time(slow_simulator, worker):
 def test_a_threaded_worker_stops_on_sigterm_after_its_jobs(worker):
     process = worker(threads=4)
     ids = submit_many(2)
-    wait_for(lambda: all_ended(ids), what="every generation to end")
+    wait_for(lambda: all_ended(ids), timeout=90, what="every generation to end")
     process.send_signal(signal.SIGTERM)
     wait_for(lambda: process.poll() is not None, timeout=90, what="the worker to stop")
     assert process.returncode == 0
@@ -141,8 +136,8 @@ def test_a_threaded_worker_runs_its_scheduler_in_a_thread_and_forks_nothing(work
     redis = django_rq.get_connection("default")
     process = worker(threads=4)
     ids = submit_many(2)
-    wait_for(lambda: all_ended(ids), what="every generation to end")  # every poll was scheduled
-    wait_for(lambda: not Generation.objects.filter(pk__in=ids, poster="").exists(), what="the posters")
+    wait_for(lambda: all_ended(ids), timeout=90, what="every generation to end")  # every poll was scheduled
+    wait_for(lambda: all_have_posters(ids), timeout=90, what="the posters")
     assert child_processes(process.pid) == []  # ffmpeg's, for the posters, have ended
     assert redis.exists("rq:scheduler-lock:default")
     process.send_signal(signal.SIGTERM)

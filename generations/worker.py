@@ -73,10 +73,31 @@ class Worker(_SweeperMixin, RQWorker):
     pass
 
 
+class _ThreadScheduler(RQScheduler):
+    """RQ's scheduler (it moves due scheduled jobs, every poll among them, onto their queues) in a
+    thread of the worker rather than in a process forked from it. A fork copies only the thread
+    that calls it: a lock another thread held at that instant (stderr's buffer while a job loop
+    logs, a Redis pool's) stays held in the child for ever, the child hangs on it, and no poll is
+    ever due again. ThreadedWorker's loops run while RQ would fork; SimpleWorker has RQ's command
+    listener thread. Neither forks for a job, so nothing is forked beside this thread either.
+    (`Worker`, which forks a process for every job, keeps RQ's scheduler process.) The worker's
+    main thread takes the signals and stops this thread, which gives its locks back."""
+
+    def start(self):  # type: ignore[no-untyped-def]
+        self._status = self.Status.STARTED
+        self._process = threading.Thread(target=run_scheduler, args=(self,), name="rq-scheduler", daemon=True)
+        self._process.start()
+        return self._process
+
+    def _install_signal_handlers(self) -> None:
+        pass  # only the main thread may set them
+
+
 class SimpleWorker(_SweeperMixin, RQSimpleWorker):
     """Runs jobs in the worker process itself: no fork per job, so no fresh database connection
     per job. A long-lived process must drop connections that the database has closed (and, with
-    the PostgreSQL pool, gives its connection back between jobs)."""
+    the PostgreSQL pool, gives its connection back between jobs). Its scheduler is a thread
+    (_ThreadScheduler)."""
 
     def execute_job(self, job, queue) -> None:  # type: ignore[no-untyped-def]
         started, cpu_started = time.perf_counter(), time.thread_time()
@@ -98,6 +119,33 @@ class SimpleWorker(_SweeperMixin, RQSimpleWorker):
                 pipe.execute()
         except Exception:  # a statistic must never fail a job
             logger.warning("could not count the time of a %s job", func_name, exc_info=True)
+
+    def _start_scheduler(  # type: ignore[no-untyped-def]
+        self,
+        burst=False,
+        logging_level="INFO",
+        date_format=DEFAULT_LOGGING_DATE_FORMAT,
+        log_format=DEFAULT_LOGGING_FORMAT,
+    ):
+        if burst:  # RQ's own runs what is due once, in this thread, and forks nothing
+            return super()._start_scheduler(burst, logging_level, date_format, log_format)
+        # RQ's own, with the scheduler in a thread (above). RQ restarts it the same way, through
+        # acquire_locks(auto_start=True), when it has died or another worker's held the locks.
+        self.scheduler = _ThreadScheduler(
+            self.queues,
+            connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks(auto_start=True)
+
+    def stop_scheduler(self) -> None:
+        # RQ's sends SIGTERM to the scheduler's process; this one is a thread of ours.
+        if self.scheduler is not None and self.scheduler._process is not None:
+            self.scheduler.request_stop()
+            self.scheduler._process.join()
 
 
 class _JobLoop(SimpleWorker):
@@ -124,23 +172,6 @@ class _JobLoop(SimpleWorker):
 
     def subscribe(self) -> None:
         pass  # commands (stop, kill-horse) go to the main loop's channel
-
-
-class _ThreadScheduler(RQScheduler):
-    """RQ's scheduler (it moves due scheduled jobs, every poll among them, onto their queues) in a
-    thread of ThreadedWorker rather than in a process forked from it. A fork copies only the
-    thread that calls it: a lock another job loop held at that instant (stderr's buffer while it
-    logs, a Redis pool's) stays held in the child for ever, the child hangs on it, and no poll is
-    ever due again. The worker's main thread takes the signals and stops this thread."""
-
-    def start(self):  # type: ignore[no-untyped-def]
-        self._status = self.Status.STARTED
-        self._process = threading.Thread(target=run_scheduler, args=(self,), name="rq-scheduler", daemon=True)
-        self._process.start()
-        return self._process
-
-    def _install_signal_handlers(self) -> None:
-        pass  # only the main thread may set them
 
 
 class ThreadedWorker(SimpleWorker):
@@ -189,30 +220,3 @@ class ThreadedWorker(SimpleWorker):
         for thread in threads:
             thread.join()
         return worked
-
-    def _start_scheduler(  # type: ignore[no-untyped-def]
-        self,
-        burst=False,
-        logging_level="INFO",
-        date_format=DEFAULT_LOGGING_DATE_FORMAT,
-        log_format=DEFAULT_LOGGING_FORMAT,
-    ):
-        if burst:  # RQ's own runs what is due once, in this thread, and forks nothing
-            return super()._start_scheduler(burst, logging_level, date_format, log_format)
-        # RQ's own, with the scheduler in a thread (above). RQ restarts it the same way, through
-        # acquire_locks(auto_start=True), when it has died or another worker's held the locks.
-        self.scheduler = _ThreadScheduler(
-            self.queues,
-            connection=self.connection,
-            logging_level=logging_level if logging_level is not None else self.log.level,
-            date_format=date_format,
-            log_format=log_format,
-            serializer=self.serializer,
-        )
-        self.scheduler.acquire_locks(auto_start=True)
-
-    def stop_scheduler(self) -> None:
-        # RQ's sends SIGTERM to the scheduler's process; this one is a thread of ours.
-        if self.scheduler is not None and self.scheduler._process is not None:
-            self.scheduler.request_stop()
-            self.scheduler._process.join()

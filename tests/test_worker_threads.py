@@ -129,12 +129,13 @@ def child_processes(pid: int) -> list[str]:
     return [Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode() for child in children]
 
 
-def test_a_threaded_worker_runs_its_scheduler_in_a_thread_and_forks_nothing(worker):
+@pytest.mark.parametrize("worker_class", ["ThreadedWorker", "SimpleWorker"])
+def test_the_scheduler_is_a_thread_of_the_worker_which_forks_nothing(worker, worker_class):
     """RQ forks its scheduler from the worker process. Forked while the job loops run, the child
     can inherit a lock one of them held (stderr's buffer mid-log) and hang for ever: no poll is
-    ever due again. The threaded worker's scheduler is a thread: polls arrive and nothing forks."""
+    ever due again. Our workers' scheduler is a thread: polls arrive and nothing forks."""
     redis = django_rq.get_connection("default")
-    process = worker(threads=4)
+    process = worker(worker_class=f"generations.worker.{worker_class}", threads=4)
     ids = submit_many(2)
     wait_for(lambda: all_ended(ids), timeout=90, what="every generation to end")  # every poll was scheduled
     wait_for(lambda: all_have_posters(ids), timeout=90, what="the posters")

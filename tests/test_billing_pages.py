@@ -289,6 +289,7 @@ def test_billing_page_without_stripe_keys_says_why_and_offers_nothing_to_buy(ali
     page = html(response)
     assert response.status_code == 200
     assert "Buying credits is not available on this site right now" in page
+    assert "card payments have not been set up here yet" in page  # the reason, in a user's words
     # Operator words stay in the admin and the README, never on a user's page.
     assert "STRIPE_" not in page and "operator" not in page.lower()
     assert 'name="amount_cents"' not in page

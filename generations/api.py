@@ -447,12 +447,21 @@ def create_generation(
 # --- Reading ----------------------------------------------------------------------------------
 
 
-def _ascii_digits(value: object) -> object:
-    # Stricter than int(): "+5", " 5", "5_0", "5.0" and "²" are not page sizes.
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+def _page_size(value: object) -> object:
+    # Stricter than int(): "+5", " 5", "5_0", "5.0" and "²" are not page sizes. Checked here, range
+    # too, so that every bad limit is told in one sentence rather than in pydantic's words.
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= PAGE_MAX):
         raise PydanticCustomError(
-            "invalid", "limit must be a whole number from 1 to {most}.", {"most": PAGE_MAX}
+            "invalid", "The page size, limit, must be a whole number from 1 to {most}.", {"most": PAGE_MAX}
         )
+    return value
+
+
+def _known_status(value: object) -> object:
+    if value not in ("", *PUBLIC_STATUSES):
+        *first, last = PUBLIC_STATUSES
+        raise PydanticCustomError("invalid", f"Status must be one of {', '.join(first)} or {last}.")
     return value
 
 
@@ -464,9 +473,11 @@ def _ascii_digits(value: object) -> object:
 )
 def list_generations(
     request: HttpRequest,
-    status: Literal[("", *PUBLIC_STATUSES)] = Query("", description="Only generations in this state."),
+    status: Annotated[Literal[("", *PUBLIC_STATUSES)], BeforeValidator(_known_status)] = Query(
+        "", description="Only generations in this state."
+    ),
     cursor: str = Query("", description="Opaque: take it from a `next` URL as given."),
-    limit: Annotated[int, Field(ge=1, le=PAGE_MAX), BeforeValidator(_ascii_digits)] = Query(
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX), BeforeValidator(_page_size)] = Query(
         PAGE_DEFAULT, description="Page size."
     ),
 ) -> dict[str, Any]:

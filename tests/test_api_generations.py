@@ -219,6 +219,18 @@ def test_bad_list_parameters_are_400(alice_api, query):
     fields_of(alice_api.get(f"/api/v1/generations?{query}"))
 
 
+@pytest.mark.parametrize("limit", ["0", "101", "99999999999999999999", "-1", "x", "1.5"])
+def test_every_bad_page_size_is_told_in_the_same_words(alice_api, limit):
+    fields = fields_of(alice_api.get(f"/api/v1/generations?limit={limit}"))
+    assert fields == {"limit": ["The page size, limit, must be a whole number from 1 to 100."]}
+
+
+@pytest.mark.parametrize("status", ["done", "SUCCEEDED", "cancelled"])
+def test_an_unknown_status_is_told_with_the_ones_there_are(alice_api, status):
+    fields = fields_of(alice_api.get(f"/api/v1/generations?status={status}"))
+    assert fields == {"status": ["Status must be one of queued, running, succeeded or failed."]}
+
+
 @time_machine.travel("2026-11-29 12:00:10Z", tick=False)  # one rate-limit window
 def test_submitting_too_fast_is_429_and_holds_nothing(alice_api, alice, settings):
     settings.SUBMIT_RATE_LIMIT = "2/m"

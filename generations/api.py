@@ -210,14 +210,14 @@ class Generation(Answer):
         "Making it private ends this link at once.",
     )
 
+    # Links in a generation are built from SITE_URL (CONTRACT §2), never from the request's host: the
+    # same object then reads the same from GET, from a list and in a webhook's body (built with no
+    # request), and a link handed to a script names the public root, not whichever name reached us.
     @staticmethod
-    def resolve_share_url(generation: models.Generation, context: dict[str, Any]) -> str | None:
+    def resolve_share_url(generation: models.Generation) -> str | None:
         if not (generation.shared and generation.share_slug):
             return None
-        path = reverse("shared_video", args=[generation.share_slug])
-        request = context.get("request")
-        # A webhook's body is built with no request: it names the site by SITE_URL.
-        return request.build_absolute_uri(path) if request is not None else settings.SITE_URL + path
+        return settings.SITE_URL + reverse("shared_video", args=[generation.share_slug])
 
     @staticmethod
     def resolve_status(generation: models.Generation) -> str:
@@ -236,8 +236,8 @@ class Generation(Answer):
         return [item.upload_id for item in generation.inputs_of("audio")]
 
     @staticmethod
-    def resolve_video_url(generation: models.Generation, context: dict[str, Any]) -> str | None:
-        return video_url(context["request"], generation)
+    def resolve_video_url(generation: models.Generation) -> str | None:
+        return video_url(None, generation)
 
     @staticmethod
     def resolve_error(generation: models.Generation) -> str | None:

@@ -210,14 +210,14 @@ class Generation(Answer):
         "Making it private ends this link at once.",
     )
 
+    # Links in a generation are built from SITE_URL (CONTRACT §2), never from the request's host: the
+    # same object then reads the same from GET, from a list and in a webhook's body (built with no
+    # request), and a link handed to a script names the public root, not whichever name reached us.
     @staticmethod
-    def resolve_share_url(generation: models.Generation, context: dict[str, Any]) -> str | None:
+    def resolve_share_url(generation: models.Generation) -> str | None:
         if not (generation.shared and generation.share_slug):
             return None
-        path = reverse("shared_video", args=[generation.share_slug])
-        request = context.get("request")
-        # A webhook's body is built with no request: it names the site by SITE_URL.
-        return request.build_absolute_uri(path) if request is not None else settings.SITE_URL + path
+        return settings.SITE_URL + reverse("shared_video", args=[generation.share_slug])
 
     @staticmethod
     def resolve_status(generation: models.Generation) -> str:
@@ -236,8 +236,8 @@ class Generation(Answer):
         return [item.upload_id for item in generation.inputs_of("audio")]
 
     @staticmethod
-    def resolve_video_url(generation: models.Generation, context: dict[str, Any]) -> str | None:
-        return video_url(context["request"], generation)
+    def resolve_video_url(generation: models.Generation) -> str | None:
+        return video_url(None, generation)
 
     @staticmethod
     def resolve_error(generation: models.Generation) -> str | None:
@@ -447,12 +447,21 @@ def create_generation(
 # --- Reading ----------------------------------------------------------------------------------
 
 
-def _ascii_digits(value: object) -> object:
-    # Stricter than int(): "+5", " 5", "5_0", "5.0" and "²" are not page sizes.
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+def _page_size(value: object) -> object:
+    # Stricter than int(): "+5", " 5", "5_0", "5.0" and "²" are not page sizes. Checked here, range
+    # too, so that every bad limit is told in one sentence rather than in pydantic's words.
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= PAGE_MAX):
         raise PydanticCustomError(
-            "invalid", "limit must be a whole number from 1 to {most}.", {"most": PAGE_MAX}
+            "invalid", "The page size, limit, must be a whole number from 1 to {most}.", {"most": PAGE_MAX}
         )
+    return value
+
+
+def _known_status(value: object) -> object:
+    if value not in ("", *PUBLIC_STATUSES):
+        *first, last = PUBLIC_STATUSES
+        raise PydanticCustomError("invalid", f"Status must be one of {', '.join(first)} or {last}.")
     return value
 
 
@@ -464,9 +473,11 @@ def _ascii_digits(value: object) -> object:
 )
 def list_generations(
     request: HttpRequest,
-    status: Literal[("", *PUBLIC_STATUSES)] = Query("", description="Only generations in this state."),
+    status: Annotated[Literal[("", *PUBLIC_STATUSES)], BeforeValidator(_known_status)] = Query(
+        "", description="Only generations in this state."
+    ),
     cursor: str = Query("", description="Opaque: take it from a `next` URL as given."),
-    limit: Annotated[int, Field(ge=1, le=PAGE_MAX), BeforeValidator(_ascii_digits)] = Query(
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX), BeforeValidator(_page_size)] = Query(
         PAGE_DEFAULT, description="Page size."
     ),
 ) -> dict[str, Any]:

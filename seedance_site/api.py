@@ -170,13 +170,15 @@ def _invalid(errors: Any) -> ApiError:
     fields: Fields = {}
     for error in errors:
         # ninja puts where a parameter came from first ("query", "header"…); the name is the rest.
-        name = ".".join(str(p) for p in error["loc"] if p not in ("query", "path", "header")) or "body"
+        # `fields` names the field as the request does ("image_ids"); the message says which item.
+        path = [str(p) for p in error["loc"] if p not in ("query", "path", "header")] or ["body"]
+        field, name = path[0], ".".join(path)
         if error["type"] == "invalid":  # our own PydanticCustomError: a whole sentence already
             message = error["msg"]
         else:
             what = _TYPE_MESSAGES.get(error["type"]) or error["msg"].replace("Input should be", "must be")
             message = f"“{name}” {what}."
-        fields.setdefault(name, []).append(message)
+        fields.setdefault(field, []).append(message)
     return ApiError(400, "invalid_request", next(iter(fields.values()))[0], fields)
 
 

@@ -3,10 +3,11 @@ idempotency, pagination and privacy. Nothing here needs the upstream to answer."
 
 import pytest
 import time_machine
+from django.test import Client
 
 from accounts.models import CreditEntry
 from generations.models import Generation
-from tests.factories import api_for, balance, make_user
+from tests.factories import api_for, balance, generation_row, make_user, with_files
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +65,22 @@ def test_create_returns_201_and_the_generation_shape(alice_api, alice):
     assert inputs == ([], None, [], False)
     alice.refresh_from_db()
     assert balance(alice) == 10_000 - 120
+
+
+def test_the_video_url_is_built_from_site_url_whatever_host_the_request_named(
+    alice, alice_api, settings, media
+):
+    # CONTRACT §2: SITE_URL builds the absolute video URLs; only a list's `next` follows the request.
+    settings.SITE_URL = "http://127.0.0.1:8000"
+    generation = with_files(generation_row(alice))
+    for host in ("testserver", "localhost:8000"):
+        one = alice_api.get(f"/api/v1/generations/{generation.pk}", headers={"Host": host}).json()
+        listed = alice_api.get("/api/v1/generations", headers={"Host": host}).json()["results"][0]
+        assert one["video_url"].startswith("http://127.0.0.1:8000/videos/"), one["video_url"]
+        assert listed["video_url"] == one["video_url"]
+    # A plain GET of that URL, no token and no session, is the MP4.
+    video = Client().get(one["video_url"])
+    assert video.status_code == 200 and video["Content-Type"] == "video/mp4"
 
 
 @pytest.mark.parametrize(
@@ -217,6 +234,18 @@ def test_the_list_filters_by_status(alice_api, alice):
 @pytest.mark.parametrize("query", ["status=done", "limit=0", "limit=101", "limit=x", "cursor=%%%"])
 def test_bad_list_parameters_are_400(alice_api, query):
     fields_of(alice_api.get(f"/api/v1/generations?{query}"))
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "99999999999999999999", "-1", "x", "1.5"])
+def test_every_bad_page_size_is_told_in_the_same_words(alice_api, limit):
+    fields = fields_of(alice_api.get(f"/api/v1/generations?limit={limit}"))
+    assert fields == {"limit": ["The page size, limit, must be a whole number from 1 to 100."]}
+
+
+@pytest.mark.parametrize("status", ["done", "SUCCEEDED", "cancelled"])
+def test_an_unknown_status_is_told_with_the_ones_there_are(alice_api, status):
+    fields = fields_of(alice_api.get(f"/api/v1/generations?status={status}"))
+    assert fields == {"status": ["Status must be one of queued, running, succeeded or failed."]}
 
 
 @time_machine.travel("2026-11-29 12:00:10Z", tick=False)  # one rate-limit window

@@ -181,6 +181,23 @@ def test_an_id_that_is_no_uuid_is_named_by_the_api(alice_api, ids):
     assert list(response.json()["error"]["fields"]) == ["image_ids"]
 
 
+@pytest.mark.parametrize(
+    ("inputs", "field"),
+    [
+        (lambda i: {"image_ids": [1, 2]}, "image_ids"),
+        (lambda i: {"image_ids": [i["image1"]], "audio_ids": [None]}, "audio_ids"),
+    ],
+)
+def test_an_id_that_is_no_string_is_named_by_its_field(alice, alice_api, ids, inputs, field):
+    # `fields` names the body's field (CONTRACT §4b), not a path into it such as "image_ids.0".
+    response = alice_api.post("/api/v1/generations", {"prompt": "a kite", **inputs(ids)})
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert list(error["fields"]) == [field]
+    assert error["message"] == error["fields"][field][0] and "must be a string" in error["message"]
+    assert_nothing_held(alice, 10_000)
+
+
 def test_an_empty_list_or_null_is_the_same_as_leaving_it_out(alice_api, ids):
     response = alice_api.post(
         "/api/v1/generations",

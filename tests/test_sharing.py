@@ -13,7 +13,6 @@ from tests.factories import html as text
 pytestmark = pytest.mark.django_db
 
 
-
 def share(client: Client, generation: Generation, visibility: str):
     response = client.post(f"/generations/{generation.pk}/share/", {"visibility": visibility})
     assert response.status_code == 302
@@ -22,8 +21,10 @@ def share(client: Client, generation: Generation, visibility: str):
 
 
 def og_video(html: str) -> str:
-    return re.search(r'<meta property="og:video" content="([^"]+)">', html).group(1).removeprefix(
-        "http://testserver"
+    return (
+        re.search(r'<meta property="og:video" content="([^"]+)">', html)
+        .group(1)
+        .removeprefix("http://testserver")
     )
 
 
@@ -105,16 +106,16 @@ def test_the_page_offers_three_choices_and_a_nonsense_one_changes_nothing(alice,
     assert generation.visibility == "private"
 
 
-def test_the_api_shows_visibility_and_the_share_link_beside_the_contracts_fields(alice, media):
+def test_the_api_shows_visibility_and_the_share_link_beside_the_contracts_fields(alice, media, settings):
     generation = with_files(generation_row(alice))
     api = api_for(alice)
     body = api.get(f"/api/v1/generations/{generation.pk}").json()
     assert body["visibility"] == "private" and body["share_url"] is None
-    assert body["video_url"].startswith("http://testserver/videos/")  # the contract's, unchanged
+    assert body["video_url"].startswith(f"{settings.SITE_URL}/videos/")  # the contract's, unchanged
     share(client_for(alice), generation, "unlisted")
     body = api.get(f"/api/v1/generations/{generation.pk}").json()
     assert body["visibility"] == "unlisted"
-    assert body["share_url"] == f"http://testserver/v/{generation.share_slug}/"
+    assert body["share_url"] == f"{settings.SITE_URL}/v/{generation.share_slug}/"
     # The owner's video_url is theirs, not the public one: it outlives a change of sharing.
     share(client_for(alice), generation, "private")
-    assert Client().get(body["video_url"].removeprefix("http://testserver")).status_code == 200
+    assert Client().get(body["video_url"].removeprefix(settings.SITE_URL)).status_code == 200

@@ -87,6 +87,46 @@ def _wait_for_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing answered on port {port}")
 
 
+def _catches(pid: int, signum: int) -> bool | None:
+    """Whether process `pid` has a handler for `signum` (Linux's /proc); None where we cannot tell."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("SigCgt:"):
+                    return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    except OSError:
+        pass
+    return None
+
+
+class ParentWatch:
+    """Stop when whoever started us has stopped waiting for us.
+
+    A terminal's Ctrl-C reaches every process of the foreground group, us too. A SIGINT sent to
+    make's process alone (a script's `process.send_signal(SIGINT)`) does not: GNU make then puts
+    the signal's handling back to the default and waits for its children to end — for ever, since
+    nothing tells us. That reset shows in /proc, so we see it and stop, and make ends as
+    interrupted. And if our parent is gone (killed), nobody is left to stop us: we stop too."""
+
+    def __init__(self) -> None:
+        self.parent = os.getppid()
+        self.make_catches_sigint = _catches(self.parent, signal.SIGINT) is True and self._is_make()
+
+    def _is_make(self) -> bool:
+        try:
+            with open(f"/proc/{self.parent}/comm") as comm:
+                return comm.read().strip() in ("make", "gmake")
+        except OSError:
+            return False
+
+    def why_stop(self) -> str | None:
+        if os.getppid() != self.parent:
+            return "the process that started us has gone"
+        if self.make_catches_sigint and _catches(self.parent, signal.SIGINT) is False:
+            return "make was interrupted"
+        return None
+
+
 def _spawn(name: str, args: list[str], env: dict[str, str]) -> tuple[str, subprocess.Popen]:
     print(f"[devstack] starting {name}: {' '.join(args)}", flush=True)
     return name, subprocess.Popen(args, env=env, start_new_session=True)
@@ -122,6 +162,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    parent = ParentWatch()
     try:
         if not env.get("REDIS_URL"):
             redis_process = embedded_redis.start()
@@ -175,6 +216,9 @@ def main() -> int:
                         f"[devstack] {name} exited with {process.returncode}; stopping the rest", flush=True
                     )
                     stopping = True
+            if not stopping and (why := parent.why_stop()):
+                print(f"[devstack] {why}; stopping", flush=True)
+                stopping = True
             time.sleep(0.2)
     finally:
         print("[devstack] stopping", flush=True)

@@ -105,13 +105,20 @@ def clone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
         _wait_for_http(f"http://127.0.0.1:{ports['web']}/healthz", process, log, timeout=300)
         yield {"folder": folder, "ports": ports, "log": log}
     finally:
-        # Ctrl-C, as a person stops it: the devstack stops every process it started.
-        os.killpg(process.pid, signal.SIGINT)
+        # A terminal's Ctrl-C goes to the whole group (make, the devstack: each stops). A script's
+        # SIGINT goes to make alone, which then only waits: the devstack sees that and stops
+        # everything it started, and make ends as interrupted. The harder of the two, tested here.
+        process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            pytest.fail(f"make run did not stop on SIGINT:\n{log.read_text()[-4000:]}")
+        assert "[devstack] make was interrupted; stopping" in log.read_text()
+        assert process.returncode == -signal.SIGINT
+        with socket.socket() as sock:  # the web server is gone too
+            assert sock.connect_ex(("127.0.0.1", ports["web"])) != 0
 
 
 def _bash(folder: Path, script: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -53,8 +53,9 @@ JOB_TYPES = ("submit", "poll", "fetch", "make_poster")
 class Stack:
     """One scratch environment: database, Redis, gunicorn. The simulator and workers come and go."""
 
-    def __init__(self, workdir: Path, web_workers: int = 3) -> None:
+    def __init__(self, workdir: Path, web_workers: int = 3, root: Path = ROOT) -> None:
         self.workdir = workdir
+        self.root = root  # the code tree gunicorn and manage.py run (bench/submit_cpu.py: a baseline's)
         self.processes: list[subprocess.Popen] = []
         self.sim_port = free_port()
         self.web_port = free_port()
@@ -79,22 +80,23 @@ class Stack:
             "MEDIA_ROOT": str(workdir / "media"),
             "LOG_LEVEL": "WARNING",
             "WORKER_JOB_TIMINGS": "1",
-            "PYTHONPATH": str(ROOT),
+            "PYTHONPATH": str(root),
         }
         self.env.pop("DJANGO_DEBUG", None)
         self.redis_process = None
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
-            [PYTHON, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, check=False
-        )
+            [PYTHON, "manage.py", *args],
+            cwd=self.root, env=self.env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
         if result.returncode:
             raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
         return result.stdout
 
     def spawn(self, args: list[str], **env: str) -> subprocess.Popen:
         process = subprocess.Popen(
-            args, cwd=ROOT, env={**self.env, **env}, start_new_session=True,
+            args, cwd=self.root, env={**self.env, **env}, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=open(self.workdir / "stderr.log", "ab"),
         )  # fmt: skip
         self.processes.append(process)

@@ -27,10 +27,11 @@ RESEND_AFTER = timedelta(minutes=5)
 
 
 def _enqueue(notice_id: int) -> None:
-    import django_rq
     from rq import Retry
 
-    django_rq.get_queue("default").enqueue(
+    from seedance_site.queues import get_queue
+
+    get_queue("default").enqueue(
         "accounts.jobs.send_notice", notice_id, retry=Retry(max=3, interval=[10, 60, 300])
     )
 

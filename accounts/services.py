@@ -43,10 +43,11 @@ def email_send_later(
     body = loader.render_to_string(body_template_name, context)
 
     def enqueue() -> None:
-        import django_rq
         from rq import Retry
 
-        django_rq.get_queue("default").enqueue(
+        from seedance_site.queues import get_queue
+
+        get_queue("default").enqueue(
             "accounts.jobs.send_email",
             subject,
             body,

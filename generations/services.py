@@ -28,6 +28,7 @@ from generations import shortapi
 from generations.models import Generation, Upload
 from generations.pricing import MODEL_LABELS, TEXT_TO_VIDEO, quote
 from generations.uploads import NO_INPUTS, Inputs, inputs_record
+from seedance_site.queues import get_queue
 
 logger = logging.getLogger(__name__)
 Status = Generation.Status
@@ -125,9 +126,7 @@ def job_timeout(func_path: str) -> int | None:
 
 
 def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: str | None = None) -> None:
-    import django_rq
-
-    queue = django_rq.get_queue("low" if func_path in LOW_PRIORITY_JOBS else "default")
+    queue = get_queue("low" if func_path in LOW_PRIORITY_JOBS else "default")
     kwargs: dict[str, object] = {"at_front": func_path in URGENT_JOBS}
     if job_id:
         kwargs["job_id"] = job_id

@@ -12,7 +12,6 @@ import threading
 import time
 from datetime import UTC, datetime
 
-import django_rq
 from django.conf import settings
 from django.db import close_old_connections, connections
 from rq import Queue
@@ -22,6 +21,8 @@ from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.scheduler import RQScheduler
 from rq.scheduler import run as run_scheduler
 from rq.timeouts import TimerDeathPenalty
+
+from seedance_site.queues import get_queue
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ JOB_TIMINGS_KEY = "seedance:job-timings"
 
 def schedule_sweeper() -> None:
     next_minute = (int(time.time()) // SWEEP_EVERY + 1) * SWEEP_EVERY
-    django_rq.get_queue("default").enqueue_at(
+    get_queue("default").enqueue_at(
         datetime.fromtimestamp(next_minute, tz=UTC),
         "generations.jobs.sweep",
         job_id=f"sweeper-{next_minute}",

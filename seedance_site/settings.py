@@ -174,7 +174,7 @@ WORKER_JOB_TIMINGS = env_bool("WORKER_JOB_TIMINGS", False)
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "BACKEND": "seedance_site.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "seedance",
     }

@@ -18,7 +18,7 @@ from django.template import loader
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AccountSettings, CreditEntry, EmailNotice, User
+from accounts.models import CreditEntry, EmailNotice, User
 
 logger = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -108,14 +108,10 @@ def usd(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
-def balance_low_notice(*, user: User, entry: CreditEntry) -> EmailNotice | None:
-    """Queue the "balance below $X" email when this debit took the balance from at least X to
-    below it: once per crossing, never again for later debits while it stays below."""
-    threshold = (
-        AccountSettings.objects.filter(user_id=user.pk)
-        .values_list("low_balance_email_cents", flat=True)
-        .first()
-    )
+def balance_low_notice(*, user: User, entry: CreditEntry, threshold: int | None) -> EmailNotice | None:
+    """Queue the "balance below $X" email (X: `threshold`, the user's low_balance_email_cents, read
+    by the caller with what else it needs of their settings) when this debit took the balance from
+    at least X to below it: once per crossing, never again for later debits while it stays below."""
     if threshold is None or entry.amount_cents >= 0:
         return None
     before = entry.balance_after - entry.amount_cents

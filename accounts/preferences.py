@@ -7,6 +7,7 @@ forms saved at once (or a rotation racing a limit change) never undo each other.
 import base64
 import secrets
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -35,13 +36,20 @@ def account_settings_for(*, user: User) -> AccountSettings:
     return row
 
 
-def monthly_spend_limit_cents(*, user_id: int) -> int | None:
-    """A read that makes no row: most users never set a limit."""
-    return (
+class SubmitSettings(NamedTuple):
+    monthly_spend_limit_cents: int | None
+    low_balance_email_cents: int | None
+
+
+def submit_settings(*, user_id: int) -> SubmitSettings:
+    """What a submit needs to know of the user's choices, in one read that makes no row: most
+    users never set a limit or a low-balance email."""
+    row = (
         AccountSettings.objects.filter(user_id=user_id)
-        .values_list("monthly_spend_limit_cents", flat=True)
+        .values_list("monthly_spend_limit_cents", "low_balance_email_cents")
         .first()
     )
+    return SubmitSettings(*(row or (None, None)))
 
 
 def account_set_spend_limit(*, user: User, limit_cents: int | None) -> AccountSettings:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from accounts.billing.ledger import InsufficientCredits, credits_charge, credits_refund
 from accounts.models import User
 from accounts.notices import balance_low_notice
-from accounts.preferences import monthly_spend_limit_cents
+from accounts.preferences import submit_settings
 from accounts.spending import SpendLimitReached, spend_limit_check
 from generations import shortapi
 from generations.models import Generation, Upload
@@ -171,7 +171,8 @@ def generation_create(
         raise SubmittingTooFast()
     price = quote(mode, duration, model=inputs.model, input_seconds=inputs.input_seconds)
     # Read before the lock: a limit changed at this very moment is a limit changed just after.
-    spend_limit = monthly_spend_limit_cents(user_id=user.pk)
+    # (The low-balance mark too, in the same read: it is looked at after commit.)
+    choices = submit_settings(user_id=user.pk)
     # Under the lock only what a concurrent submission of the same user could change: the active
     # count, the month's spend, the balance; the generation and its charge are written in the same
     # transaction so the next submission sees them. The low-balance email is looked at after commit.
@@ -188,7 +189,9 @@ def generation_create(
             raise TooManyActive(settings.MAX_ACTIVE_GENERATIONS_PER_USER)
         _lock_inputs(inputs)
         # Under the same lock: eight submissions at once cannot all read the same month's spend.
-        spend_limit_check(user_id=user.pk, cost_cents=price.cost_cents, limit_cents=spend_limit)
+        spend_limit_check(
+            user_id=user.pk, cost_cents=price.cost_cents, limit_cents=choices.monthly_spend_limit_cents
+        )
         generation = Generation.objects.create(
             user=user,
             prompt=prompt,
@@ -215,7 +218,7 @@ def generation_create(
             new_key=True,
         )
         enqueue_on_commit("generations.jobs.submit", str(generation.pk))
-    balance_low_notice(user=user, entry=charge)
+    balance_low_notice(user=user, entry=charge, threshold=choices.low_balance_email_cents)
     logger.info("generation %s created for %s: %s cents", generation.pk, user.username, price.cost_cents)
     return generation, True
 

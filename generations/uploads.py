@@ -313,11 +313,18 @@ NO_INPUTS = Inputs()
 
 
 def inputs_record(*, generation: Generation, inputs: Inputs) -> None:
-    """Write which uploads the generation uses, and note them as used (inside its transaction)."""
-    GenerationInput.objects.bulk_create(
+    """Write which uploads the generation uses, and note them as used (inside its transaction).
+
+    The rows written are all the inputs a new generation has, so they become its prefetched
+    `inputs`, as prefetch_related would have set them: the answer that lists them (image_ids,
+    video_id, audio_ids) needs no query to read back what was just written."""
+    rows = GenerationInput.objects.bulk_create(
         GenerationInput(generation=generation, upload=upload, role=role, position=position)
         for role, position, upload in inputs.slots()
     )
+    prefetched = generation.inputs.all()
+    prefetched._result_cache, prefetched._prefetch_done = rows, True
+    generation._prefetched_objects_cache = {"inputs": prefetched}
     ids = {upload.pk for _, _, upload in inputs.slots()}
     if ids:
         Upload.objects.filter(pk__in=ids).update(last_used_at=timezone.now())

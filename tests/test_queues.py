@@ -34,3 +34,22 @@ def test_a_poster_queued_first_runs_after_the_work_queued_behind_it():
     poll.refresh()
     assert poster.is_finished and poll.is_finished
     assert poll.ended_at <= poster.started_at
+
+
+@pytest.mark.django_db(transaction=True)  # jobs are queued when the transaction commits
+def test_every_enqueue_in_a_process_shares_one_redis_connection_pool(settings):
+    # django_rq.get_queue makes a new client and pool each call, so each enqueue connected anew.
+    from seedance_site.queues import get_queue
+
+    first, again = get_queue("default"), get_queue("default")
+    assert first.connection is again.connection
+    enqueue("generations.jobs.poll", "00000000-0000-0000-0000-000000000001", 0)
+    enqueue("generations.jobs.poll", "00000000-0000-0000-0000-000000000002", 0)
+    # Both enqueues went through this pool (nothing else has used it yet), on one connection.
+    assert first.connection.connection_pool._created_connections == 1
+    assert first.count == 2
+    # Settings that name another Redis get a client of their own (tests point RQ_QUEUES elsewhere);
+    # it is only made here, never sent a command.
+    url = settings.RQ_QUEUES["default"]["URL"]
+    settings.RQ_QUEUES = {**settings.RQ_QUEUES, "default": {"URL": url, "DB": 0, "DEFAULT_TIMEOUT": 300}}
+    assert get_queue("default").connection is not first.connection

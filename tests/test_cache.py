@@ -2,6 +2,7 @@
 and its table of response callbacks, for every call (bench/submit_cpu.py measured ~1 ms of CPU
 each, six calls an API submit)."""
 
+import pytest
 from django.core.cache import cache
 
 
@@ -14,3 +15,20 @@ def test_every_cache_call_goes_through_one_client_and_counts_as_before() -> None
     assert cache.get("counter") == 3
     assert 0 < client.ttl(cache.make_and_validate_key("counter")) <= 60
     assert cache._cache.get_client(write=True) is client
+
+
+def test_incr_is_one_round_trip_and_refuses_a_missing_key_as_django_does() -> None:
+    client = cache._cache.get_client(write=True)
+    with pytest.raises(ValueError):
+        cache.incr("missing")
+    assert cache.get("missing") is None  # not made by the attempt
+    cache.add("counter", 5, timeout=60)
+    sent = []
+    execute = client.execute_command
+    client.execute_command = lambda *args, **kw: sent.append(args[0]) or execute(*args, **kw)
+    try:
+        assert cache.incr("counter", 2) == 7
+    finally:
+        del client.execute_command
+    assert sent == ["EVALSHA"]
+    assert 0 < client.ttl(cache.make_and_validate_key("counter")) <= 60  # its expiry kept

@@ -57,36 +57,6 @@ def test_it_refuses_a_charge_larger_than_the_balance_and_writes_nothing(carol):
     assert CreditEntry.objects.count() == before
 
 
-def charge_new(user: User, cents: int, key: str) -> CreditEntry:
-    return credits_charge(
-        user_id=user.pk, amount_cents=cents, description="x", idempotency_key=key, reference="", new_key=True
-    )
-
-
-def test_a_new_keys_charge_is_one_update_when_the_balance_covers_it(alice, django_assert_num_queries):
-    with django_assert_num_queries(2):  # UPDATE … WHERE balance >= 120 RETURNING, and the entry
-        entry = charge_new(alice, 120, "n1")
-    assert (entry.amount_cents, entry.owed_cents) == (-120, 0)
-    assert (entry.balance_after, entry.owed_after) == (9_880, 0)
-    assert entry.account_id == CreditAccount.objects.get(owner=alice).pk
-    assert balance(alice) == ledger_sum(alice) == 9_880
-    entry = charge_new(alice, 9_880, "n2")  # the whole balance is covered too
-    assert entry.balance_after == 0 and balance(alice) == ledger_sum(alice) == 0
-
-
-def test_a_new_keys_charge_the_balance_does_not_cover_is_refused_as_before(carol):
-    # In a transaction of its own, as a submit makes it: a new key's charge takes no savepoint.
-    with pytest.raises(InsufficientCredits) as excinfo, transaction.atomic():
-        charge_new(carol, 1, "n1")  # no account yet: made, and found empty
-    assert excinfo.value.balance_cents == 0
-    credits_grant(user=carol, amount_cents=100, reason="a little")
-    with pytest.raises(InsufficientCredits) as excinfo, transaction.atomic():
-        charge_new(carol, 101, "n2")
-    assert (excinfo.value.needed_cents, excinfo.value.balance_cents) == (101, 100)
-    assert balance(carol) == ledger_sum(carol) == 100
-    assert CreditEntry.objects.filter(user=carol).count() == 1
-
-
 def test_it_changes_nothing_when_an_idempotency_key_repeats(alice):
     first = credits_charge(
         user_id=alice.pk, amount_cents=50, description="x", idempotency_key="same", reference=""

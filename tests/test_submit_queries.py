@@ -14,14 +14,13 @@ def upstream_configured(settings) -> None:
     settings.SHORTAPI_KEY = "configured"
 
 
-def test_a_text_to_video_submit_makes_nine_queries(alice_api: ApiClient, django_assert_num_queries) -> None:
+def test_a_text_to_video_submit_makes_ten_queries(alice_api: ApiClient, django_assert_num_queries) -> None:
     alice_api.get("/api/v1/account")  # stamps the token's last use (once a minute): not counted below
     # The token; the user's settings (spend limit and low-balance mark in one read); the savepoint
     # the test's transaction puts around the submit's own; the user's row lock; the active count;
-    # the generation; the charge (one UPDATE … RETURNING of the credit account) and its ledger
-    # entry; the savepoint's release. Not: a second settings read, a locking read of the account
-    # before its update, nor reading back the inputs just written.
-    with django_assert_num_queries(9):
+    # the generation; the credit account's lock, its guarded update and the ledger entry; the
+    # savepoint's release. Not: a second settings read, nor reading back the inputs just written.
+    with django_assert_num_queries(10):
         response = alice_api.post("/api/v1/generations", {"prompt": "A red fox", "duration": 4})
     assert response.status_code == 201
     body = response.json()
@@ -34,9 +33,9 @@ def test_a_submit_reads_the_low_balance_mark_with_the_spend_limit(
 ) -> None:
     account_set_email_preferences(user=alice, email_on_finish=False, low_balance_email_cents=9_950)
     alice_api.get("/api/v1/account")
-    # The same nine, plus the notice the crossing makes (10,000 → 9,904 credits, below 9,950):
+    # The same ten, plus the notice the crossing makes (10,000 → 9,904 credits, below 9,950):
     # get_or_create's look-up, then its insert within a savepoint (four statements).
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         response = alice_api.post("/api/v1/generations", {"prompt": "A red fox", "duration": 4})
     assert response.status_code == 201
     assert EmailNotice.objects.get().kind == EmailNotice.Kind.BALANCE_LOW

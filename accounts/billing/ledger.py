@@ -17,7 +17,6 @@ import uuid
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.db.models.sql import UpdateQuery
 
 from accounts.billing.models import CreditAccount, CreditEntry
 
@@ -60,20 +59,6 @@ def _account_for_update(user_id: int) -> CreditAccount:
     return CreditAccount.objects.select_for_update().get(owner_id=user_id)
 
 
-def _debit_if_covered(user_id: int, cents: int) -> CreditAccount | None:
-    """Take `cents` from a balance that covers them, in one statement (`UPDATE … WHERE balance >=
-    cents RETURNING`, the row locked by the update itself); the account as it now is. None, having
-    changed nothing, when the user has no account yet or too little in it: the general path then
-    locks, looks and says why. A covered balance owes nothing (the constraints: never both
-    positive), so the whole amount comes from the balance, as the general path would take it."""
-    queryset = CreditAccount.objects.filter(owner_id=user_id, balance_cents__gte=cents)
-    query = queryset.query.chain(UpdateQuery)
-    query.add_update_values({"balance_cents": F("balance_cents") - cents})
-    sql, params = query.get_compiler(queryset.db).as_sql()
-    rows = list(CreditAccount.objects.raw(f"{sql} RETURNING *", params))
-    return rows[0] if rows else None
-
-
 def _apply(
     *,
     user_id: int,
@@ -95,42 +80,31 @@ def _apply(
     try:
         # A new key cannot collide, so no savepoint to fall back to (two round trips fewer).
         with transaction.atomic(savepoint=not new_key):
-            # A new key needs no look-up for a repeat, so a covered debit is one statement
-            # instead of a locking read and a guarded update (every submit takes this path).
-            debited = _debit_if_covered(user_id, -amount_cents) if new_key and amount_cents < 0 else None
-            if debited is not None:
-                account = debited
-                balance, owed = account.balance_cents - amount_cents, account.owed_cents  # before it
+            account = _account_for_update(user_id)
+            # Again under the lock: a twin call with this key may have committed meanwhile.
+            existing = (
+                None if new_key else _existing(idempotency_key, user_id=user_id, amount_cents=amount_cents)
+            )
+            if existing is not None:
+                return existing
+            balance, owed = account.balance_cents, account.owed_cents
+            if amount_cents > 0:
+                paid = min(owed, amount_cents)  # what is owed is paid first
+                balance_delta, owed_delta = amount_cents - paid, -paid
+            elif -amount_cents <= balance:
                 balance_delta, owed_delta = amount_cents, 0
+            elif may_owe:
+                balance_delta, owed_delta = -balance, -amount_cents - balance
             else:
-                account = _account_for_update(user_id)
-                # Again under the lock: a twin call with this key may have committed meanwhile.
-                existing = (
-                    None
-                    if new_key
-                    else _existing(idempotency_key, user_id=user_id, amount_cents=amount_cents)
-                )
-                if existing is not None:
-                    return existing
-                balance, owed = account.balance_cents, account.owed_cents
-                if amount_cents > 0:
-                    paid = min(owed, amount_cents)  # what is owed is paid first
-                    balance_delta, owed_delta = amount_cents - paid, -paid
-                elif -amount_cents <= balance:
-                    balance_delta, owed_delta = amount_cents, 0
-                elif may_owe:
-                    balance_delta, owed_delta = -balance, -amount_cents - balance
-                else:
-                    raise InsufficientCredits(needed_cents=-amount_cents, balance_cents=balance)
-                guarded = CreditAccount.objects.filter(pk=account.pk, balance_cents=balance, owed_cents=owed)
-                moved = guarded.update(
-                    balance_cents=F("balance_cents") + balance_delta, owed_cents=F("owed_cents") + owed_delta
-                )
-                # Defence in depth: the row lock makes a miss impossible (no test can reach it); never
-                # write an entry that lies.
-                if moved != 1:  # pragma: no cover, no mutate
-                    message = f"Credit account {account.pk} moved under our lock."  # pragma: no mutate
-                    raise RuntimeError(message)  # pragma: no mutate
+                raise InsufficientCredits(needed_cents=-amount_cents, balance_cents=balance)
+            guarded = CreditAccount.objects.filter(pk=account.pk, balance_cents=balance, owed_cents=owed)
+            moved = guarded.update(
+                balance_cents=F("balance_cents") + balance_delta, owed_cents=F("owed_cents") + owed_delta
+            )
+            # Defence in depth: the row lock makes a miss impossible (no test can reach it); never
+            # write an entry that lies.
+            if moved != 1:  # pragma: no cover, no mutate
+                raise RuntimeError(f"Credit account {account.pk} moved under our lock.")  # pragma: no mutate
             entry = CreditEntry.objects.create(
                 account=account,
                 user_id=user_id,

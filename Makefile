@@ -30,6 +30,7 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # Every pipeline scenario in one run, beside its baselines, appended to bench/RESULTS.md.
 # BENCH_SCALE=0.3 for a quick run; DATABASE_URL (flushed!) for PostgreSQL.

@@ -89,12 +89,6 @@ WEBHOOK_ROUTE = "POST /webhooks/shortapi/<token>/"
 # --- Small helpers ------------------------------------------------------------------------------
 
 
-
-
-
-
-
-
 def ms(seconds: float) -> str:
     return "–" if seconds != seconds else f"{seconds * 1000:.0f} ms"  # NaN != NaN
 

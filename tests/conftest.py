@@ -64,6 +64,7 @@ def bob_api(bob: User) -> ApiClient:
 
 # --- The pipeline: the simulator over real HTTP, a real RQ worker on real Redis ---------------
 
+
 @pytest.fixture(scope="session")
 def simulator():
     from generations.simulator import Simulator

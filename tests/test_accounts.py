@@ -21,7 +21,6 @@ DANA = {
 }
 
 
-
 def sign_up(client: Client, deliver, **changes) -> object:
     with deliver():
         return client.post("/accounts/signup/", {**DANA, **changes})

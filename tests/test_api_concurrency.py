@@ -1,6 +1,5 @@
 """Submissions racing each other, with real threads (and real row locks on PostgreSQL)."""
 
-
 import pytest
 
 from accounts.billing.audit import audit_mismatches

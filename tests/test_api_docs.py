@@ -52,7 +52,9 @@ def test_the_token_panel_links_the_docs_and_shows_curl_with_our_site_url(alice, 
 
     page = html.unescape(client.get("/accounts/").content.decode())
     assert '<a href="/api/v1/docs">API docs page</a>' in page
-    account_call = 'curl -s -H "Authorization: Bearer $TOKEN" \\\n     https://videos.example.com/api/v1/account'
+    account_call = (
+        'curl -s -H "Authorization: Bearer $TOKEN" \\\n     https://videos.example.com/api/v1/account'
+    )
     assert account_call in page
     assert "TOKEN=paste-your-token-here" in page
 

@@ -36,7 +36,6 @@ def status_of(generation_id: object) -> str:
     return Generation.objects.get(pk=generation_id).public_status
 
 
-
 def log_out(page) -> None:
     if page.get_attribute("details.menu", "open") is None:
         page.click("details.menu summary")

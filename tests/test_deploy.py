@@ -1,4 +1,3 @@
-
 from tests.factories import run_manage
 
 

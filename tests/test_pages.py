@@ -25,8 +25,6 @@ pytestmark = pytest.mark.django_db
 Status = Generation.Status
 
 
-
-
 def idempotency_key(response) -> str:
     return re.search(r'name="idempotency_key" value="([^"]+)"', text(response)).group(1)
 
@@ -266,7 +264,7 @@ def test_an_over_long_prompt_is_refused_whole_with_its_overflow_and_nothing_is_c
     assert response.status_code == 200
     assert "The prompt is 2,999 characters; the most is 2,000. Shorten it by 999." in html
     assert prompt + "</textarea>" in html  # shown whole, never cut
-    assert '<span data-count>2,999</span> / 2,000 characters<span data-over> — 999 too long</span>' in html
+    assert "<span data-count>2,999</span> / 2,000 characters<span data-over> — 999 too long</span>" in html
     assert 'class="help counter over"' in html
     assert not Generation.objects.exists() and balance(alice) == 10_000
 

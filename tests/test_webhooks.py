@@ -371,6 +371,7 @@ def test_the_readme_receiver_verifies_a_real_delivery():
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
+
         def listens() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.2).close()

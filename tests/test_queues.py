@@ -37,10 +37,14 @@ def test_a_poster_queued_first_runs_after_the_work_queued_behind_it():
 
 
 @pytest.mark.django_db(transaction=True)  # jobs are queued when the transaction commits
-def test_every_enqueue_in_a_process_shares_one_redis_connection_pool(settings):
+def test_every_enqueue_in_a_process_shares_one_redis_connection_pool(settings, monkeypatch):
     # django_rq.get_queue makes a new client and pool each call, so each enqueue connected anew.
+    from seedance_site import queues
     from seedance_site.queues import get_queue
 
+    # This process's clients start afresh here (earlier tests' threads may have used the shared
+    # pool at once, and left it more than one connection); the test's own end puts them back.
+    monkeypatch.setattr(queues, "_clients", {})
     first, again = get_queue("default"), get_queue("default")
     assert first.connection is again.connection
     enqueue("generations.jobs.poll", "00000000-0000-0000-0000-000000000001", 0)

@@ -203,7 +203,7 @@ def test_the_submit_rate_counter_outlives_its_window_by_five_seconds_only(alice,
     assert 600 < ttl <= 605
 
 
-def test_a_user_over_the_submit_rate_is_refused_and_another_is_not(alice, bob, settings):
+def test_a_user_over_the_submit_rate_is_refused_and_another_is_not(alice, bob, settings, frozen):
     settings.SUBMIT_RATE_LIMIT = "1/m"
     create(alice)
     with pytest.raises(SubmittingTooFast):

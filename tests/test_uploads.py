@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import time_machine
 from django.contrib.auth.models import Permission
 from django.core.files.uploadhandler import StopUpload
 from django.test import Client
@@ -220,6 +221,7 @@ def test_no_file_or_two_files_is_invalid_upload(alice, files, storage):
     assert_nothing_left(storage)
 
 
+@time_machine.travel("2026-11-29 12:00:10Z", tick=False)  # one rate-limit window
 def test_uploads_are_rate_limited_per_user(alice, files, storage, settings):
     settings.UPLOAD_RATE_LIMIT = "2/m"
     client = token_client(alice)

@@ -53,6 +53,7 @@ from generations.services import (
     generation_restart_polling,
     generation_set_share,
     generation_set_visibility,
+    generation_start_fetch_attempt,
     generation_succeed,
     job_timeout,
     poll_interval,
@@ -265,6 +266,16 @@ def test_a_delay_books_the_job_for_later_and_none_or_zero_queues_it_now(
     assert poll.timeout == job_timeout("generations.jobs.poll")  # a booked job keeps its time limit
 
 
+def test_a_poster_waits_on_the_low_queue(django_capture_on_commit_callbacks):
+    # A worker takes "low" only when "default" is empty: posters never delay a paid video's work.
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue("generations.jobs.make_poster", "g-1")
+        enqueue("generations.jobs.submit", "g-2")
+    low = [(job.func_name, job.args) for job in django_rq.get_queue("low").get_jobs()]
+    assert low == [("generations.jobs.make_poster", ("g-1",))]
+    assert queued_jobs() == [("generations.jobs.submit", ("g-2",))]
+
+
 def test_a_job_queued_on_commit_waits_for_the_commit(django_capture_on_commit_callbacks, frozen):
     with django_capture_on_commit_callbacks(execute=True):
         enqueue_on_commit("generations.jobs.poll", "g-1", 4, delay=45)
@@ -311,6 +322,15 @@ def test_a_new_generation_holds_its_price_and_queues_its_submit(
     assert charge.idempotency_key == f"generation:{row.pk}:charge"
     assert queued_jobs() == [("generations.jobs.submit", (str(row.pk),))]
     assert log_lines(caplog) == [f"generation {row.pk} created for alice: 140 cents"]
+
+
+def test_a_new_generations_charge_skips_the_look_ups_for_a_repeat(alice, django_assert_num_queries):
+    # Its ledger key names the row just inserted, so no entry can carry it yet: the settings; the
+    # savepoint; the user's lock; the active count; the generation; the account's lock, its guarded
+    # update and the entry; the release. Not: the key looked up twice, nor a savepoint around the charge.
+    with django_assert_num_queries(9):
+        generation = create(alice)
+    assert ledger(generation) == [(CreditEntry.Kind.CHARGE, -120)]
 
 
 def test_a_generation_without_a_key_or_webhook_stores_none_and_nothing(alice):
@@ -465,6 +485,16 @@ def test_a_fail_writes_every_field_refunds_once_and_tells_the_webhook(alice, fro
     assert log_lines(caplog) == [f"generation {row.pk} failed (deadline): {long_error} d-1"]
     assert generation_fail(generation_id=generation.pk, error="again", failure_class="deadline") is False
     assert len(ledger(row)) == 2
+
+
+def test_a_fail_reads_its_generation_once_and_refunds_in_one_locked_pass(alice, django_assert_num_queries):
+    generation = moved(create(alice), Status.RUNNING)
+    # The savepoint; the claim; the owner and price (one read, nothing deferred); the refund: its
+    # key looked up, its savepoint, the account's lock, the key again under it, the guarded update,
+    # the entry, the release; the webhook check (the row, the owner's email choice); the release.
+    with django_assert_num_queries(13):
+        assert generation_fail(generation_id=generation.pk, error="x", failure_class="deadline")
+    assert ledger(generation) == [(CreditEntry.Kind.CHARGE, -120), (CreditEntry.Kind.REFUND, 120)]
 
 
 def test_a_fail_without_detail_stores_none(alice):
@@ -724,6 +754,17 @@ def test_a_live_download_keeps_its_own_row_fresh_only(alice, frozen):
     running.refresh_from_db()
     assert fetching.updated_at == timezone.now()
     assert running.updated_at == timezone.now() - timedelta(minutes=5)
+
+
+def test_a_download_attempt_is_counted_on_its_own_generation_only(alice):
+    first = moved(create(alice), Status.FETCHING)
+    second = moved(create(alice), Status.FETCHING)
+    running = moved(create(alice), Status.RUNNING)
+    attempt = generation_start_fetch_attempt(generation_id=second.pk)
+    assert (attempt.pk, attempt.fetch_attempts) == (second.pk, 1)
+    assert generation_start_fetch_attempt(generation_id=running.pk) is None
+    counts = dict(Generation.objects.values_list("pk", "fetch_attempts"))
+    assert (counts[first.pk], counts[second.pk], counts[running.pk]) == (0, 1, 0)
 
 
 def test_a_success_writes_every_field_and_tells_the_webhook(alice, frozen):

@@ -134,6 +134,9 @@ def enqueue(func_path: str, *args: object, delay: float | None = None, job_id: s
     if timeout:
         kwargs["job_timeout"] = timeout
     if delay and delay > 0:
+        # RQ books it to the whole second (its scheduled registry scores whole seconds), so it may
+        # run up to a second early. Nothing needs more: a poll or a retry a little early is harmless,
+        # and a poll that lands just before the deadline books one more that lands after it.
         queue.enqueue_in(timedelta(seconds=delay), func_path, *args, **kwargs)
     else:
         queue.enqueue(func_path, *args, **kwargs)

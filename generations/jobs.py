@@ -256,9 +256,11 @@ def poll(generation_id: str, chain: int | None = None) -> None:
             upstream_status=state.status if state else generation.upstream_status,
         )
         if delay is not None:
-            # The last link lands just after the deadline, to ask once more and then fail.
+            # The last link lands just after the deadline, to ask once more and then fail. A second
+            # past it, not less: RQ books to the whole second, and half a second past a deadline
+            # early in its second was booked before it (polled again at once, until the deadline).
             remaining = (generation.deadline_at - timezone.now()).total_seconds()
-            delay = max(0.0, min(delay, remaining + 0.5))
+            delay = max(0.0, min(delay, remaining + 1.0))
             enqueue("generations.jobs.poll", generation_id, chain + 1, delay=delay)
 
 

@@ -256,6 +256,20 @@ def test_a_scheduled_poll_of_a_job_in_progress_books_the_next_link(alice, upstre
     assert scheduled_jobs() == [("generations.jobs.poll", (gid, 1), NOW + timedelta(seconds=5))]
 
 
+def test_a_sub_second_poll_interval_is_booked_as_it_is_not_raised_to_a_second(
+    alice, upstream, frozen, committed, settings
+):
+    settings.GENERATION_POLL_INITIAL_SECONDS = 0.4  # as the tests' and the bench's fast simulators
+    settings.GENERATION_POLL_MAX_SECONDS = 0.5
+    generation, _ = running_upstream(alice)
+
+    with committed():
+        jobs.poll(str(generation.pk), 0)
+
+    # NOW + 0.4 s, which RQ keeps as NOW's whole second: due as soon as the scheduler looks.
+    assert scheduled_jobs() == [("generations.jobs.poll", (str(generation.pk), 1), NOW)]
+
+
 @pytest.mark.parametrize(
     ("left", "booked"),
     # 2.6, 0.2 or 0.7 s to the deadline, plus a second; RQ keeps whole seconds, so the link is

@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 SWEEP_EVERY = 60
 STOP_CHECK_SECONDS = 3
+# How long a stopping worker waits for its scheduler thread (one pass of its loop, normally).
+SCHEDULER_STOP_SECONDS = 30
 # A Redis hash: "<function>:count", ":seconds" and ":cpu_seconds" for every job a worker ran.
 JOB_TIMINGS_KEY = "seedance:job-timings"
 
@@ -143,10 +145,23 @@ class SimpleWorker(_SweeperMixin, RQSimpleWorker):
         self.scheduler.acquire_locks(auto_start=True)
 
     def stop_scheduler(self) -> None:
-        # RQ's sends SIGTERM to the scheduler's process; this one is a thread of ours.
-        if self.scheduler is not None and self.scheduler._process is not None:
+        """Ask the scheduler thread to stop; teardown() waits for it.
+
+        RQ calls this from its signal handler, in the main thread, wherever the signal found it.
+        Waiting there for the scheduler thread deadlocks when that thread needs a lock the main
+        thread held at that instant (a log handler's, the Redis pool's): the thread stops by
+        logging and releasing its Redis locks. A warm stop hung that way in CI. (RQ's own sends
+        SIGTERM to its scheduler process and waits; a process shares no locks.)"""
+        if self.scheduler is not None:
             self.scheduler.request_stop()
-            self.scheduler._process.join()
+
+    def teardown(self) -> None:
+        super().teardown()  # stop_scheduler() among the rest, outside any signal handler
+        thread = self.scheduler._process if self.scheduler is not None else None
+        if isinstance(thread, threading.Thread):
+            thread.join(timeout=SCHEDULER_STOP_SECONDS)
+            if thread.is_alive():  # a daemon thread: it ends with the process; its locks expire
+                logger.warning("the scheduler thread did not stop within %s s", SCHEDULER_STOP_SECONDS)
 
 
 class _JobLoop(SimpleWorker):

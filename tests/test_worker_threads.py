@@ -6,10 +6,12 @@ generations submitted through the API; the simulator counts how many calls it ha
 """
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import django_rq
@@ -18,6 +20,7 @@ import pytest
 from accounts.billing.audit import audit_mismatches
 from generations.models import Generation
 from generations.simulator import Simulator
+from generations.worker import SimpleWorker
 from tests.factories import ROOT, SIM_KEY, api_for, make_user, test_database_url, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,7 +57,9 @@ def worker(slow_simulator, live_server, settings, tmp_path):
             "MEDIA_ROOT": str(tmp_path / "media"),
             "RQ_WORKER_CLASS": worker_class,
             "WORKER_THREADS": str(threads),
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": "INFO",
+            # A worker still running at teardown is sent SIGABRT first: every thread's stack, in its log.
+            "PYTHONFAULTHANDLER": "1",
         }
         log = open(tmp_path / f"worker-{len(started)}.log", "wb")  # closed by the OS with the process
         process = subprocess.Popen(
@@ -71,8 +76,15 @@ def worker(slow_simulator, live_server, settings, tmp_path):
     yield start
     for process in started:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+            process.send_signal(signal.SIGABRT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+            with contextlib.suppress(ProcessLookupError):  # and whatever it started (ffmpeg)
+                os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+    # Shown by pytest only when the test failed: what each worker did, to tell why.
+    for log in sorted(tmp_path.glob("worker-*.log")):
+        print(f"--- {log.name}\n{log.read_text(errors='replace')[-30_000:]}")
 
 
 def submit_many(count: int) -> list[str]:
@@ -156,4 +168,44 @@ def test_the_scheduler_is_a_thread_of_the_worker_which_forks_nothing(worker, wor
     wait_for(lambda: process.poll() is not None, timeout=90, what="the worker to stop")
     assert process.returncode == 0
     # The scheduler thread stopped with the worker and gave its locks back.
+    assert not redis.exists("rq:scheduler-lock:default")
+
+
+class _HeldLogHandler(logging.Handler):
+    """A log handler whose lock someone else holds just when the scheduler says it is stopping:
+    as when a signal interrupts the main thread while it is writing a log line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("Scheduler stopping"):
+            self.released.wait(timeout=60)
+
+
+def test_a_warm_stop_does_not_wait_in_the_signal_handler_for_the_scheduler_thread():
+    """RQ stops the scheduler from its signal handler, in the interrupted main thread. Waiting
+    there for our scheduler thread deadlocks when that thread needs a lock the main thread held at
+    that instant: a worker hung on SIGTERM in CI. The handler only asks; teardown() waits."""
+    redis = django_rq.get_connection("default")
+    worker = SimpleWorker(["default"], connection=redis)
+    worker._start_scheduler(logging_level="INFO")
+    thread = worker.scheduler._process
+    assert isinstance(thread, threading.Thread)
+    wait_for(lambda: redis.exists("rq:scheduler-lock:default"), what="the scheduler's lock")
+    held = _HeldLogHandler()
+    scheduler_log = logging.getLogger("rq.scheduler")
+    scheduler_log.addHandler(held)
+    try:
+        signal_handler = threading.Thread(target=worker.stop_scheduler)  # stands in for the main thread
+        signal_handler.start()
+        signal_handler.join(timeout=10)
+        asked_without_waiting = not signal_handler.is_alive()
+    finally:
+        held.released.set()  # the main thread goes on, and lets go of its lock
+        scheduler_log.removeHandler(held)
+    assert asked_without_waiting, "stop_scheduler() waited for the scheduler thread"
+    worker.teardown()
+    assert not thread.is_alive()
     assert not redis.exists("rq:scheduler-lock:default")
